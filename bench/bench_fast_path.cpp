@@ -1,0 +1,93 @@
+// The cost of reading an already-initialized lazy value, for every way of caching it.
+//
+// Once a value exists, every call pays only the fast path, so that is what must be cheap.
+// Peers, all measured in this one binary on the same py::object:
+//   floor                   a plain global read: no laziness at all
+//   gil_once_cell get       gilonce: a load and a branch, the GIL is the lock
+//   gil_once_cell get_or_init  the same fast path through the call users write
+//   function-local static   the compiler's guard variable (acquire load and branch)
+//   std::call_once          libstdc++ sets up a thread-local callable, then pthread_once
+//   pybind11 call_once_and_store  pybind11's gil_safe_call_once_and_store
+// bench/ratios.py runs it with repetitions and prints each median as a ratio to the floor.
+#include <benchmark/benchmark.h>
+#include <gilonce/gilonce.hpp>
+#include <pybind11/embed.h>
+#include <pybind11/gil_safe_call_once.h>
+
+#include <mutex>
+
+namespace py = pybind11;
+
+namespace {
+
+py::object make_value() { return py::str("cached"); }
+
+py::object* floor_value = nullptr;  // a plain global, set before the benchmarks run
+gilonce::gil_once_cell<py::object> cell{"bench value"};
+std::once_flag once_flag;
+py::object* call_once_value = nullptr;
+
+const py::object& function_local_static() {
+    static const py::object value = make_value();
+    return value;
+}
+
+const py::object& with_call_once() {
+    std::call_once(once_flag, [] { call_once_value = new py::object(make_value()); });
+    return *call_once_value;
+}
+
+const py::object& with_pybind11_call_once() {
+    PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> storage;
+    return storage.call_once_and_store_result(make_value).get_stored();
+}
+
+void floor_global_read(benchmark::State& state) {
+    for (auto _ : state) benchmark::DoNotOptimize(*floor_value);
+}
+
+void gil_once_cell_get(benchmark::State& state) {
+    const auto gil = gilonce::gil_token::assume_held();
+    cell.get_or_init(gil, make_value);
+    for (auto _ : state) benchmark::DoNotOptimize(*cell.get(gil));
+}
+
+void gil_once_cell_get_or_init(benchmark::State& state) {
+    const auto gil = gilonce::gil_token::assume_held();
+    for (auto _ : state) benchmark::DoNotOptimize(cell.get_or_init(gil, make_value));
+}
+
+void function_local_static_read(benchmark::State& state) {
+    for (auto _ : state) benchmark::DoNotOptimize(function_local_static());
+}
+
+void std_call_once_read(benchmark::State& state) {
+    for (auto _ : state) benchmark::DoNotOptimize(with_call_once());
+}
+
+void pybind11_call_once_and_store_read(benchmark::State& state) {
+    for (auto _ : state) benchmark::DoNotOptimize(with_pybind11_call_once());
+}
+
+}  // namespace
+
+BENCHMARK(floor_global_read);
+BENCHMARK(gil_once_cell_get);
+BENCHMARK(gil_once_cell_get_or_init);
+BENCHMARK(function_local_static_read);
+BENCHMARK(std_call_once_read);
+BENCHMARK(pybind11_call_once_and_store_read);
+
+int main(int argc, char** argv) {
+    py::scoped_interpreter interpreter;  // the benchmarks run on this thread, holding the GIL
+    floor_value = new py::object(make_value());
+    // Initialize every peer first: only the fast path is measured.
+    function_local_static();
+    with_call_once();
+    with_pybind11_call_once();
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

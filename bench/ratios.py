@@ -1,0 +1,61 @@
+"""Run bench_fast_path with repetitions and print each benchmark's median as a ratio to the
+floor (a plain global read), all measured in the same run.
+
+usage: ratios.py [--repetitions N] [--smoke] PATH_TO_bench_fast_path
+
+--smoke runs each benchmark briefly, once, and only checks that all of them reported.
+"""
+import argparse
+import json
+import subprocess
+import sys
+
+FLOOR = "floor_global_read"
+EXPECTED = [FLOOR, "gil_once_cell_get", "gil_once_cell_get_or_init",
+            "function_local_static_read", "std_call_once_read",
+            "pybind11_call_once_and_store_read"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("binary")
+    parser.add_argument("--repetitions", type=int, default=10)
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    if args.repetitions < 1:
+        parser.error("--repetitions must be at least 1")
+
+    cmd = [args.binary, "--benchmark_format=json"]
+    if args.smoke:
+        cmd += ["--benchmark_min_time=0.01"]
+    else:
+        cmd += [f"--benchmark_repetitions={args.repetitions}",
+                "--benchmark_report_aggregates_only=true"]
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        sys.exit(f"ratios.py: could not run {args.binary}: {e}")
+    report = json.loads(run.stdout)
+
+    times = {}
+    for b in report["benchmarks"]:
+        if args.smoke or b.get("aggregate_name") == "median":
+            times[b["run_name"]] = b["real_time"]
+    missing = [name for name in EXPECTED if name not in times]
+    if missing:
+        sys.exit(f"ratios.py: benchmarks missing from the report: {', '.join(missing)}")
+    if args.smoke:
+        print(f"{len(times)} benchmarks ran: {', '.join(times)}")
+        return
+
+    ctx = report["context"]
+    print(f"{ctx.get('host_name', '?')}, {ctx.get('num_cpus', '?')} CPUs, "
+          f"median of {args.repetitions} repetitions")
+    print(f"{'benchmark':38} {'median ns':>10} {'x floor':>8}")
+    floor = times[FLOOR]
+    for name in EXPECTED:
+        print(f"{name:38} {times[name]:10.3f} {times[name] / floor:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

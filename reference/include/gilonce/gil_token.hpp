@@ -1,0 +1,69 @@
+// gilonce/gil_token.hpp: a proof, passed by value, that the calling thread holds the GIL.
+//
+// Every gilonce API that reads or writes shared state relies on the GIL for mutual
+// exclusion. Instead of re-checking the GIL on every call (slow) or trusting a comment
+// (unchecked), the API takes a `gil_token`: an empty object you can only obtain from an
+// RAII `gil_acquire`, or by stating `gil_token::assume_held()`, which debug builds check.
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <cassert>
+
+#if defined(Py_GIL_DISABLED)
+#error "gilonce relies on the GIL for mutual exclusion; this is a free-threaded (no-GIL) \
+CPython build, where a GIL-based once-cell is not sound. Use an exactly-once cell that \
+detaches from the interpreter while waiting instead (see the walkthrough step 'beyond the GIL')."
+#endif
+
+namespace gilonce {
+
+/// Proof that the calling thread holds the GIL, as a value that costs nothing to pass.
+///
+/// A token is valid only while the GIL stays held by the thread that made it. Do not
+/// store it, send it to another thread, or keep using it after the GIL was released
+/// (for example across `Py_BEGIN_ALLOW_THREADS`): C++ cannot enforce this, so it is the
+/// caller's contract, checked in debug builds where the token is created.
+///
+/// Example:
+/// @code
+///   // Inside a C API function or a pybind11 binding: the GIL is already held.
+///   auto gil = gilonce::gil_token::assume_held();
+///   const auto& value = cell.get_or_init(gil, make_value);
+/// @endcode
+class gil_token {
+public:
+    /// Requires: the calling thread holds the GIL (checked with `PyGILState_Check`
+    /// unless `NDEBUG` is defined).
+    /// Returns: a token for code that runs before this thread next releases the GIL.
+    static gil_token assume_held() noexcept {
+        assert(PyGILState_Check() && "gilonce::gil_token::assume_held: the GIL is not held");
+        return gil_token{};
+    }
+
+private:
+    friend class gil_acquire;
+    constexpr gil_token() noexcept = default;
+};
+
+/// RAII acquisition of the GIL (`PyGILState_Ensure` / `PyGILState_Release`), and the
+/// usual source of a `gil_token`.
+///
+/// Requires: the interpreter is initialized. The calling thread may or may not hold the
+/// GIL already (the acquisition nests). Must be destroyed on the thread that created it.
+class gil_acquire {
+public:
+    gil_acquire() noexcept : state_(PyGILState_Ensure()) {}
+    ~gil_acquire() { PyGILState_Release(state_); }
+    gil_acquire(const gil_acquire&) = delete;
+    gil_acquire& operator=(const gil_acquire&) = delete;
+
+    /// Returns: a token valid while this object lives and the GIL is not released.
+    gil_token token() const noexcept { return gil_token{}; }
+
+private:
+    PyGILState_STATE state_;
+};
+
+}  // namespace gilonce

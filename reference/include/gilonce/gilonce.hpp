@@ -1,0 +1,6 @@
+// gilonce/gilonce.hpp: everything in the gilonce reference library, in one include.
+#pragma once
+
+#include "gil_token.hpp"
+#include "py_ref.hpp"
+#include "gil_once_cell.hpp"

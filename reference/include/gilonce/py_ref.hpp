@@ -1,0 +1,58 @@
+// gilonce/py_ref.hpp: an owned reference to a Python object, for C API code.
+//
+// A once-cell must release the value of a losing initializer, and that needs a value
+// type whose destructor drops exactly one reference. pybind11 users can store
+// `pybind11::object` instead; `py_ref` is the same idea with no dependency but Python.h.
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <utility>
+
+namespace gilonce {
+
+/// Owns one strong reference to a Python object (or holds nothing).
+///
+/// Requires: the GIL is held whenever a non-empty `py_ref` is destroyed or assigned to.
+/// Move-only: copying a reference must be explicit (`py_ref::borrow(ref.get())`).
+class py_ref {
+public:
+    constexpr py_ref() noexcept = default;
+
+    /// Takes over a new (owned) reference, as returned by most C API calls.
+    /// A null pointer gives an empty `py_ref`.
+    static py_ref steal(PyObject* owned) noexcept { return py_ref(owned); }
+
+    /// Adds a reference to a borrowed object. Requires: the GIL is held.
+    static py_ref borrow(PyObject* borrowed) noexcept {
+        Py_XINCREF(borrowed);
+        return py_ref(borrowed);
+    }
+
+    py_ref(py_ref&& other) noexcept : obj_(std::exchange(other.obj_, nullptr)) {}
+    py_ref& operator=(py_ref&& other) noexcept {
+        if (this != &other) {
+            // Take the new reference first: the old object's finalizer may run Python
+            // code, which must not see this py_ref half-assigned.
+            PyObject* old = std::exchange(obj_, std::exchange(other.obj_, nullptr));
+            Py_XDECREF(old);
+        }
+        return *this;
+    }
+    py_ref(const py_ref&) = delete;
+    py_ref& operator=(const py_ref&) = delete;
+    ~py_ref() { Py_XDECREF(obj_); }
+
+    /// The object, still owned by this `py_ref` (a borrowed pointer), or null.
+    PyObject* get() const noexcept { return obj_; }
+    /// Gives up ownership: the caller now owns the reference.
+    PyObject* release() noexcept { return std::exchange(obj_, nullptr); }
+    explicit operator bool() const noexcept { return obj_ != nullptr; }
+
+private:
+    explicit py_ref(PyObject* owned) noexcept : obj_(owned) {}
+    PyObject* obj_ = nullptr;
+};
+
+}  // namespace gilonce

@@ -1,0 +1,53 @@
+// harness/watchdog.hpp: run a scenario in a forked child and report what happened as a value.
+//
+// A scenario that may deadlock must never hang the test suite. It runs in a child process
+// whose trace lives in shared memory; the parent watches the trace and the child, and
+// returns one of: finished, deadlocked (proved by a wait-for cycle in the trace, or by no
+// exit before the deadline), crashed (killed by a signal), or wrong result.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "harness/trace.hpp"
+
+namespace harness {
+
+/// What a scenario reports when it ran to completion.
+struct scenario_result {
+    bool ok = true;
+    std::string detail;
+    static scenario_result pass(std::string detail = {}) { return {true, std::move(detail)}; }
+    static scenario_result fail(std::string detail) { return {false, std::move(detail)}; }
+};
+
+enum class verdict { finished, deadlocked, crashed, wrong_result };
+const char* to_string(verdict v) noexcept;
+
+struct outcome {
+    verdict observed = verdict::finished;
+    double seconds = 0;            // from fork to the verdict
+    int signal = 0;                // for `crashed`
+    std::string detail;            // the scenario's detail, the deadlock cycle, or the error
+    std::vector<trace_event> events;
+
+    /// One line: "deadlocked after 0.012 s: A holds once-lock and waits for GIL; ..."
+    std::string summary() const;
+};
+
+struct watchdog_options {
+    /// Upper bound for a child that neither exits nor shows a wait-for cycle. Only bounds
+    /// a hang: a deadlock visible in the trace is reported as soon as it is seen.
+    std::chrono::milliseconds deadline = std::chrono::seconds(10);
+};
+
+/// Forks; the child runs `scenario` (with the GIL released and the trace recording into
+/// shared memory) and exits without finalizing Python. The parent returns the outcome.
+/// Requires: the interpreter is initialized and no other thread of this process is
+/// running Python code (fork copies only the calling thread). The caller may hold the GIL.
+outcome run_in_child(const std::function<scenario_result()>& scenario,
+                     watchdog_options options = {});
+
+}  // namespace harness

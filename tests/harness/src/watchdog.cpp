@@ -1,0 +1,159 @@
+// harness/watchdog.cpp: forked scenarios under a watchdog (see watchdog.hpp).
+#include "harness/watchdog.hpp"
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+namespace harness {
+
+namespace {
+
+// What the child leaves for the parent, in memory both processes map.
+struct shared_area {
+    trace_log log;
+    std::atomic<int> result_state{0};  // 0: none, 1: ok, 2: failed
+    char detail[2048];
+};
+
+constexpr int child_exit_reported = 0;
+
+void write_detail(shared_area* area, const std::string& text) {
+    std::snprintf(area->detail, sizeof area->detail, "%s", text.c_str());
+}
+
+[[noreturn]] void run_child(shared_area* area, const std::function<scenario_result()>& scenario) {
+    PyOS_AfterFork_Child();
+    install_trace(&area->log);
+    set_thread_name("main");
+    PyEval_SaveThread();  // the scenario's threads take the GIL themselves
+    int state = 2;
+    try {
+        scenario_result r = scenario();
+        write_detail(area, r.detail);
+        state = r.ok ? 1 : 2;
+    } catch (const std::exception& e) {
+        write_detail(area, std::string("exception: ") + e.what());
+    } catch (...) {
+        write_detail(area, "unknown exception");
+    }
+    area->result_state.store(state, std::memory_order_seq_cst);
+    std::fflush(nullptr);
+    // _exit: no Python finalization and no static destructors in a copy of the parent.
+    _exit(child_exit_reported);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+const char* to_string(verdict v) noexcept {
+    switch (v) {
+        case verdict::finished: return "finished";
+        case verdict::deadlocked: return "deadlocked";
+        case verdict::crashed: return "crashed";
+        case verdict::wrong_result: return "wrong result";
+    }
+    return "?";
+}
+
+std::string outcome::summary() const {
+    char head[96];
+    switch (observed) {
+        case verdict::deadlocked: std::snprintf(head, sizeof head, "deadlocked after %.3f s", seconds); break;
+        case verdict::crashed: std::snprintf(head, sizeof head, "crashed with signal %d (%s)", signal, strsignal(signal)); break;
+        default: std::snprintf(head, sizeof head, "%s", to_string(observed));
+    }
+    return detail.empty() ? std::string(head) : std::string(head) + ": " + detail;
+}
+
+outcome run_in_child(const std::function<scenario_result()>& scenario, watchdog_options options) {
+    void* mem = mmap(nullptr, sizeof(shared_area), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) throw std::runtime_error(std::string("mmap: ") + std::strerror(errno));
+    auto* area = new (mem) shared_area();
+    area->log.clear();
+    struct unmap {
+        shared_area* area;
+        ~unmap() { area->~shared_area(); munmap(area, sizeof(shared_area)); }
+    } unmap_guard{area};
+
+    int pipe_fds[2];  // the child holds the write end; its exit closes it
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+
+    const auto start = std::chrono::steady_clock::now();
+    PyGILState_STATE gil = PyGILState_Ensure();  // PyOS_BeforeFork requires the GIL
+    std::fflush(nullptr);
+    PyOS_BeforeFork();
+    const pid_t pid = fork();
+    if (pid == 0) {
+        close(pipe_fds[0]);
+        run_child(area, scenario);
+    }
+    PyOS_AfterFork_Parent();
+    PyGILState_Release(gil);
+    close(pipe_fds[1]);
+    if (pid < 0) {
+        close(pipe_fds[0]);
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    }
+
+    outcome out;
+    bool exited = false;
+    while (!exited) {
+        pollfd p{pipe_fds[0], POLLIN, 0};
+        const int ready = poll(&p, 1, 5);
+        if (ready > 0) exited = true;  // EOF: the child is gone (or is going)
+        if (exited) break;
+        deadlock_report cycle = find_deadlock(area->log.snapshot());
+        if (cycle.found) {
+            out.observed = verdict::deadlocked;
+            out.detail = cycle.describe();
+            break;
+        }
+        if (std::chrono::steady_clock::now() - start > options.deadline) {
+            out.observed = verdict::deadlocked;
+            out.detail = "no exit before the deadline, and no wait-for cycle in the trace";
+            break;
+        }
+    }
+    out.seconds = seconds_since(start);
+    close(pipe_fds[0]);
+    if (!exited) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    out.events = area->log.snapshot();
+    if (exited) {
+        if (WIFSIGNALED(status)) {
+            out.observed = verdict::crashed;
+            out.signal = WTERMSIG(status);
+            out.detail = area->detail[0] ? area->detail : "";
+        } else if (WEXITSTATUS(status) != child_exit_reported ||
+                   area->result_state.load() == 0) {
+            out.observed = verdict::crashed;
+            out.detail = "the child exited with status " + std::to_string(WEXITSTATUS(status)) +
+                         " before reporting a result";
+        } else {
+            out.observed = area->result_state.load() == 1 ? verdict::finished : verdict::wrong_result;
+            out.detail = area->detail;
+        }
+    }
+    return out;
+}
+
+}  // namespace harness
