@@ -1,0 +1,45 @@
+"""Reads the machine code of gilonce_fast_path_probe (fast_path_probe.cpp) and checks that
+the path taken on a full cell is a load and a branch: the instructions up to the first
+`ret` contain no lock prefix, no atomic exchange, no %fs (thread-local) access and no call,
+and there are at most 6 of them.
+
+usage: check_fast_path.py OBJECT_FILE"""
+import re
+import subprocess
+import sys
+
+SYMBOL = "gilonce_fast_path_probe"
+FORBIDDEN = [(re.compile(r"\block\b"), "a lock prefix (atomic read-modify-write)"),
+             (re.compile(r"\bxchg\b.*\("), "an exchange with memory (implicitly locked)"),
+             (re.compile(r"%fs:"), "a thread-local access"),
+             (re.compile(r"\bcall\b"), "a call")]
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-M", "att",
+                          f"--disassemble={SYMBOL}", sys.argv[1]],
+                         capture_output=True, text=True, check=True).stdout
+    body = [line.split(":", 1)[1].strip() for line in out.splitlines()
+            if re.match(r"^\s+[0-9a-f]+:\s", line)]
+    if not body:
+        sys.exit(f"check_fast_path.py: {SYMBOL} not found in {sys.argv[1]}")
+    fast = []
+    for insn in body:
+        fast.append(insn)
+        if insn.startswith("ret"):
+            break
+    print("fast path:\n  " + "\n  ".join(fast))
+    problems = [f"{why}: {insn}" for insn in fast for rx, why in FORBIDDEN if rx.search(insn)]
+    if len(fast) > 6:
+        problems.append(f"{len(fast)} instructions before the first ret (at most 6 expected)")
+    if not fast[-1].startswith("ret"):
+        problems.append("no ret found: the fast path is not a straight line")
+    if problems:
+        sys.exit("fast path contract broken:\n  " + "\n  ".join(problems))
+    print("ok: a load and a branch")
+
+
+if __name__ == "__main__":
+    main()

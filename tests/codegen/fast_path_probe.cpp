@@ -1,0 +1,13 @@
+// The fast path of gil_once_cell::get_or_init, compiled on its own at -O2 so that
+// check_fast_path.py can read its machine code and hold the contract stated at the
+// declaration: on a full cell, a load and a branch; no lock, no atomic read-modify-write,
+// no thread-local (thread-id) access, no call.
+#include <gilonce/gil_once_cell.hpp>
+
+using probe_cell = gilonce::gil_once_cell<PyObject*>;
+
+PyObject* make_value();  // never defined: only the slow path would call it
+
+extern "C" PyObject* const* gilonce_fast_path_probe(probe_cell& cell, gilonce::gil_token gil) {
+    return &cell.get_or_init(gil, make_value);
+}
