@@ -86,12 +86,12 @@ harness::scenario_result race(const py::object& (*get)(gilonce::gil_token)) {
 harness::scenario_result race_on_function_local_static() { return race(static_accessor); }
 harness::scenario_result race_on_gil_once_cell() { return race(cell_accessor); }
 
-const std::vector<scenario>& all() {
-    static const std::vector<scenario> list{
-        {"function-local static, initializer releases the GIL",
+const std::vector<harness::scenario>& all() {
+    static const std::vector<harness::scenario> list{
+        {"00-foundation", "race_on_function_local_static",
          "a once-lock held across a GIL release deadlocks against a thread holding the GIL",
          harness::verdict::deadlocked, race_on_function_local_static},
-        {"gil_once_cell, initializer releases the GIL",
+        {"00-foundation", "race_on_gil_once_cell",
          "with the GIL as the only lock nobody blocks; the value is built twice, one is kept",
          harness::verdict::finished, race_on_gil_once_cell},
     };

@@ -16,7 +16,7 @@
 
 #include <vector>
 
-#include "harness/watchdog.hpp"
+#include "harness/scenario.hpp"
 
 namespace scenarios {
 
@@ -30,15 +30,7 @@ harness::scenario_result race_on_function_local_static();
 /// object; the detail says how many times it was built (2: the price of never blocking).
 harness::scenario_result race_on_gil_once_cell();
 
-/// A scenario as the main job lists it: what it shows and the verdict it should get.
-struct scenario {
-    const char* name;
-    const char* demonstrates;
-    harness::verdict predicted;
-    harness::scenario_result (*run)();
-};
-
-/// Every scenario that exists so far, in teaching order.
-const std::vector<scenario>& all();
+/// Both races, with their predictions, in teaching order.
+const std::vector<harness::scenario>& all();
 
 }  // namespace scenarios
