@@ -11,7 +11,8 @@
 
 #include "harness/scenario.hpp"
 #include "lazy_object_race.hpp"
-#include "scenarios.hpp"  // step 01
+#include "../01-unsound-lazy-type/scenarios.hpp"
+#include "../02-lock-that-deadlocks/scenarios.hpp"
 
 int main(int argc, char** argv) {
     const bool quiet = argc > 1 && std::strcmp(argv[1], "--quiet") == 0;
@@ -19,7 +20,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: %s [--quiet]\n  --quiet  verdicts only, no timelines\n", argv[0]);
         return 2;
     }
-    std::vector<const std::vector<harness::scenario>*> steps{&scenarios::all(), &step01::scenarios()};
+    std::vector<const std::vector<harness::scenario>*> steps{&scenarios::all(), &step01::scenarios(), &step02::scenarios()};
     pybind11::scoped_interpreter interpreter;
     pybind11::gil_scoped_release no_gil;
     int played = 0, mismatches = 0;

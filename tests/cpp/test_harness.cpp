@@ -104,6 +104,7 @@ TEST_CASE("a hang that leaves no cycle in the trace is bounded by the deadline")
         options);
     REQUIRE(out.observed == verdict::deadlocked);
     CHECK(out.detail.find("no wait-for cycle") != std::string::npos);
+    CHECK(out.detail.find("1 of 1 threads blocked in futex()") != std::string::npos);
 }
 
 TEST_CASE("the wait-for analysis finds cycles and only cycles") {

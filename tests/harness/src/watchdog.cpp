@@ -11,7 +11,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
+#include <sys/syscall.h>
+
+#include <cctype>
 #include <cerrno>
+#include <fstream>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -53,6 +58,34 @@ void write_detail(shared_area* area, const std::string& text) {
     std::fflush(nullptr);
     // _exit: no Python finalization and no static destructors in a copy of the parent.
     _exit(child_exit_reported);
+}
+
+// What each thread of a hung child is doing, read from /proc before it is killed: the
+// evidence that a hang is a lock wait (blocked in futex()) and not a slow computation.
+std::string describe_threads(pid_t pid) {
+    const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+    DIR* dir = opendir(task_dir.c_str());
+    if (dir == nullptr) return "threads not readable";
+    int total = 0, in_futex = 0;
+    std::string others;
+    while (dirent* entry = readdir(dir)) {
+        if (entry->d_name[0] == '.') continue;
+        ++total;
+        std::ifstream syscall_file(task_dir + "/" + entry->d_name + "/syscall");
+        std::string first;
+        syscall_file >> first;
+        if (!first.empty() && std::isdigit(static_cast<unsigned char>(first[0])) &&
+            std::stol(first) == SYS_futex) {
+            ++in_futex;
+        } else {
+            others += std::string(others.empty() ? "" : ", ") + "thread " + entry->d_name + ": " +
+                      (first.empty() ? "unknown" : first == "running" ? "running" : "syscall " + first);
+        }
+    }
+    closedir(dir);
+    std::string out = std::to_string(in_futex) + " of " + std::to_string(total) +
+                      " threads blocked in futex() (a lock wait)";
+    return others.empty() ? out : out + "; " + others;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -127,7 +160,10 @@ outcome run_in_child(const std::function<scenario_result()>& scenario, watchdog_
         }
         if (std::chrono::steady_clock::now() - start > options.deadline) {
             out.observed = verdict::deadlocked;
-            out.detail = "no exit before the deadline, and no wait-for cycle in the trace";
+            char head[96];
+            std::snprintf(head, sizeof head, "no exit within %.1f s, no wait-for cycle in the trace; ",
+                          options.deadline.count() / 1000.0);
+            out.detail = head + describe_threads(pid);
             break;
         }
     }

@@ -19,11 +19,13 @@ struct scenario {
     std::string demonstrates;  // one sentence: what the reader should learn from it
     verdict predicted;
     std::function<scenario_result()> run;
+    /// How long the watchdog lets it run when the trace shows no deadlock. Scenarios that
+    /// observe a hang the trace cannot prove (a thread waiting for a lock it holds: does the
+    /// primitive block, abort or throw?) use a short one.
+    watchdog_options watchdog = {};
 };
 
 /// Runs `s` in a watchdog child. Requires what run_in_child requires.
-inline outcome play(const scenario& s, watchdog_options options = {}) {
-    return run_in_child(s.run, options);
-}
+inline outcome play(const scenario& s) { return run_in_child(s.run, s.watchdog); }
 
 }  // namespace harness

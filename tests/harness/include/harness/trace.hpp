@@ -80,6 +80,8 @@ struct deadlock_report {
 };
 
 /// Looks for a wait-for cycle among the threads' last known states.
+/// A one-thread cycle (waiting for a lock it holds) is proof only if the lock blocks on
+/// recursion; a scenario that asks what a primitive does then must not record that wait.
 ///
 /// Sound when every resource is exclusive and the scenario records `holds` after
 /// acquiring, `releases` before releasing and `waits` before blocking: then a recorded
