@@ -29,6 +29,7 @@ PyType_Spec color_spec = {"step02.Color", sizeof(PyObject), 0, Py_TPFLAGS_DEFAUL
 }
 }  // namespace
 
+// --8<-- [start:build]
 PyObject* build_color_type(gilonce::gil_token gil) {
     harness::note("builds step02.Color");
     PyObject* type = PyType_FromSpec(&color_spec);
@@ -44,5 +45,6 @@ PyObject* build_color_type(gilonce::gil_token gil) {
     }
     return type;
 }
+// --8<-- [end:build]
 
 }  // namespace step02
