@@ -1,0 +1,135 @@
+// Step 03's scenarios (see scenarios.hpp), each in a fresh watchdog child.
+#include "scenarios.hpp"
+
+#include <string>
+
+#include "gil_lazy_type.hpp"
+#include "harness/event.hpp"
+#include "harness/gil.hpp"
+#include "harness/threads.hpp"
+
+namespace step03 {
+namespace {
+
+constexpr const char* step = "03-gil-as-the-lock";
+
+std::string fetch_error_text() {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    std::string text = type ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "no error";
+    if (PyObject* s = value ? PyObject_Str(value) : nullptr) {
+        text += std::string(": ") + PyUnicode_AsUTF8(s);
+        Py_DECREF(s);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    return text;
+}
+
+// How many type objects named `name` the garbage collector knows of, after a collection.
+// Requires: the GIL is held.
+long live_types_named(const std::string& name) {
+    PyGC_Collect();
+    auto gc = gilonce::py_ref::steal(PyImport_ImportModule("gc"));
+    auto objects = gilonce::py_ref::steal(gc ? PyObject_CallMethod(gc.get(), "get_objects", nullptr) : nullptr);
+    if (!objects) return -1;
+    long count = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(objects.get()); ++i) {
+        PyObject* o = PyList_GET_ITEM(objects.get(), i);
+        if (PyType_Check(o) && name == reinterpret_cast<PyTypeObject*>(o)->tp_name) ++count;
+    }
+    return count;
+}
+
+// --8<-- [start:two_threads]
+harness::event a_released("A released the GIL in a factory");
+harness::event b_done("B got the type");
+int builds = 0;
+
+gil_lazy_type slow_color("step03.Color", {
+    {"DEFAULT_NAME", [](gilonce::gil_token) -> PyObject* {
+         ++builds;
+         if (std::string(harness::thread_name()) == "A") {
+             harness::without_gil([] {  // as an import or any Python code may
+                 a_released.set();
+                 b_done.wait();
+             });
+         }
+         return PyUnicode_FromString("red");
+     }},
+    {"BUILT_BY", [](gilonce::gil_token) { return PyUnicode_FromString(harness::thread_name()); }},
+});
+// --8<-- [end:two_threads]
+
+// --8<-- [start:recursion]
+bool factory_recurses = true;
+
+gil_lazy_type recursive_color("step03.Color", {
+    {"RED", [](gilonce::gil_token gil) -> PyObject* {
+         if (!factory_recurses) Py_RETURN_NONE;
+         // Color.RED = Color(...) needs the type: ask for it while it is being built.
+         PyTypeObject* type = recursive_color.get(gil);
+         if (type == nullptr) return nullptr;  // the RuntimeError propagates
+         Py_INCREF(type);
+         return reinterpret_cast<PyObject*>(type);
+     }},
+});
+// --8<-- [end:recursion]
+
+}  // namespace
+
+harness::scenario_result two_threads_share_one_type() {
+    PyTypeObject* seen_by_a = nullptr;
+    PyTypeObject* seen_by_b = nullptr;
+    harness::run_threads({
+        {"A", [&](gilonce::gil_token gil) { seen_by_a = slow_color.get(gil); }},
+        {"B", [&](gilonce::gil_token gil) {
+             harness::without_gil([] { a_released.wait(); });
+             seen_by_b = slow_color.get(gil);
+             b_done.set();
+         }},
+    });
+    harness::traced_gil gil;
+    if (seen_by_a == nullptr || seen_by_a != seen_by_b)
+        return harness::scenario_result::fail("A and B got different type objects");
+    // The losing type object was released: after a collection (a type refers to itself
+    // through __mro__, so only the cyclic GC frees it) one step03.Color type is left.
+    const long alive = live_types_named("step03.Color");
+    if (alive != 1)
+        return harness::scenario_result::fail(std::to_string(alive) + " step03.Color type objects alive");
+    auto built_by = gilonce::py_ref::steal(PyObject_GetAttrString(reinterpret_cast<PyObject*>(seen_by_a), "BUILT_BY"));
+    const std::string winner = built_by ? PyUnicode_AsUTF8(built_by.get()) : "?";
+    return harness::scenario_result::pass("both threads got the same type object, built " +
+                                          std::to_string(builds) + " times; kept: the one " +
+                                          winner + " built; the other was released");
+}
+
+harness::scenario_result reentrant_call_is_a_clear_error() {
+    harness::traced_gil gil;
+    if (recursive_color.get(gil.token()) != nullptr)
+        return harness::scenario_result::fail("the recursive build succeeded");
+    const std::string error = fetch_error_text();
+    harness::note("first call failed: " + error);
+    factory_recurses = false;
+    PyTypeObject* type = recursive_color.get(gil.token());
+    if (type == nullptr) return harness::scenario_result::fail("retry failed: " + fetch_error_text());
+    return harness::scenario_result::pass(error + "; the next call built the type");
+}
+
+const std::vector<harness::scenario>& scenarios() {
+    static const std::vector<harness::scenario> list{
+        {step, "two_threads_share_one_type",
+         "step 02's deadlocking race finishes: nobody waits, the type is built twice and "
+         "the first one stored is the one everybody gets",
+         harness::verdict::finished, two_threads_share_one_type},
+        {step, "reentrant_call_is_a_clear_error",
+         "a factory that asks for the type gets a RuntimeError naming it, not a hang or an "
+         "abort; the recursive class attribute is still impossible",
+         harness::verdict::finished, reentrant_call_is_a_clear_error},
+    };
+    return list;
+}
+
+}  // namespace step03
