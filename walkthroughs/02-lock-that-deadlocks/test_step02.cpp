@@ -44,6 +44,7 @@ TEST_CASE("step 02: recursive static initialization aborts while the process is 
     INFO(out.summary() << "\n" << harness::format_timeline(out.events));
     REQUIRE(out.observed == verdict::crashed);
     CHECK(out.signal == SIGABRT);
+    CHECK(out.detail == "terminate called after throwing an instance of '__gnu_cxx::recursive_init_error'");
 }
 
 TEST_CASE("step 02: recursion through each once-lock hangs in a futex wait once threads exist") {

@@ -39,7 +39,9 @@ void write_detail(shared_area* area, const std::string& text) {
     std::snprintf(area->detail, sizeof area->detail, "%s", text.c_str());
 }
 
-[[noreturn]] void run_child(shared_area* area, const std::function<scenario_result()>& scenario) {
+[[noreturn]] void run_child(shared_area* area, const std::function<scenario_result()>& scenario,
+                            int stderr_fd) {
+    dup2(stderr_fd, STDERR_FILENO);  // what the child says goes into its outcome
     PyOS_AfterFork_Child();
     install_trace(&area->log);
     set_thread_name("main");
@@ -88,6 +90,26 @@ std::string describe_threads(pid_t pid) {
     return others.empty() ? out : out + "; " + others;
 }
 
+std::string read_all(std::FILE* f) {
+    std::string text;
+    std::rewind(f);
+    char buffer[4096];
+    std::size_t n;
+    while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
+    return text;
+}
+
+// The last line that says something ("terminate called after throwing ..."), trimmed.
+std::string last_line(const std::string& text) {
+    std::size_t end = text.find_last_not_of(" \n\r\t");
+    if (end == std::string::npos) return {};
+    std::size_t begin = text.rfind('\n', end);
+    begin = begin == std::string::npos ? 0 : begin + 1;
+    // "  what():  std::exception" adds nothing to the line before it
+    if (text.compare(begin, 9, "  what():") == 0 && begin > 0) return last_line(text.substr(0, begin));
+    return text.substr(begin, end - begin + 1);
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -128,6 +150,14 @@ outcome run_in_child(const std::function<scenario_result()>& scenario, watchdog_
     int pipe_fds[2];  // the child holds the write end; its exit closes it
     if (pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
 
+    // The child's stderr (a runtime's last words before an abort) goes to an unnamed file.
+    std::FILE* child_stderr = std::tmpfile();
+    if (child_stderr == nullptr) throw std::runtime_error(std::string("tmpfile: ") + std::strerror(errno));
+    struct close_file {
+        std::FILE* f;
+        ~close_file() { std::fclose(f); }
+    } close_guard{child_stderr};
+
     const auto start = std::chrono::steady_clock::now();
     PyGILState_STATE gil = PyGILState_Ensure();  // PyOS_BeforeFork requires the GIL
     std::fflush(nullptr);
@@ -135,7 +165,7 @@ outcome run_in_child(const std::function<scenario_result()>& scenario, watchdog_
     const pid_t pid = fork();
     if (pid == 0) {
         close(pipe_fds[0]);
-        run_child(area, scenario);
+        run_child(area, scenario, fileno(child_stderr));
     }
     PyOS_AfterFork_Parent();
     PyGILState_Release(gil);
@@ -174,11 +204,12 @@ outcome run_in_child(const std::function<scenario_result()>& scenario, watchdog_
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     out.events = area->log.snapshot();
+    out.child_stderr = read_all(child_stderr);
     if (exited) {
         if (WIFSIGNALED(status)) {
             out.observed = verdict::crashed;
             out.signal = WTERMSIG(status);
-            out.detail = area->detail[0] ? area->detail : "";
+            out.detail = last_line(out.child_stderr);
         } else if (WEXITSTATUS(status) != child_exit_reported ||
                    area->result_state.load() == 0) {
             out.observed = verdict::crashed;

@@ -30,8 +30,10 @@ struct outcome {
     verdict observed = verdict::finished;
     double seconds = 0;            // from fork to the verdict
     int signal = 0;                // for `crashed`
-    std::string detail;            // the scenario's detail, the deadlock cycle, or the error
+    std::string detail;            // the scenario's detail, the deadlock cycle, the error, or
+                                   // for `crashed` the last line the child wrote to stderr
     std::vector<trace_event> events;
+    std::string child_stderr;      // everything the child wrote to stderr
 
     /// One line: "deadlocked after 0.012 s: A holds once-lock and waits for GIL; ..."
     std::string summary() const;
