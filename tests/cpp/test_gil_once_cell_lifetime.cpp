@@ -7,6 +7,7 @@
 
 #include <gilonce/gilonce.hpp>
 
+#include <csignal>
 #include <new>
 #include <thread>
 
@@ -85,3 +86,16 @@ TEST_CASE("a cell destroyed with the GIL held on a live interpreter destroys its
     INFO(out.summary());
     CHECK(out.observed == harness::verdict::finished);
 }
+
+#ifndef NDEBUG
+TEST_CASE("debug builds refuse a gil_token made without the GIL") {
+    auto out = harness::run_in_child([] {
+        (void)gilonce::gil_token::assume_held();  // the child's main thread holds no GIL here
+        return harness::scenario_result::pass("a token was made without the GIL");
+    });
+    INFO(out.summary());
+    REQUIRE(out.observed == harness::verdict::crashed);
+    CHECK(out.signal == SIGABRT);
+    CHECK(out.child_stderr.find("the GIL is not held") != std::string::npos);
+}
+#endif
