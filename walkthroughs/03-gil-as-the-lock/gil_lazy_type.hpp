@@ -28,7 +28,9 @@ struct class_attribute {
 /// A heap type built on first use, with the GIL as its only lock.
 class gil_lazy_type {
 public:
-    /// `name`: the type's dotted name ("step03.Color"), a string that outlives this object.
+    /// `name`: the type's dotted name ("step03.Color"). Python 3.11 keeps the pointer as the
+    /// type's `tp_name`, so the characters must outlive every type object built (a string
+    /// literal does).
     gil_lazy_type(const char* name, std::vector<class_attribute> attributes)
         : name_(name), attributes_(std::move(attributes)), type_(name) {}
 

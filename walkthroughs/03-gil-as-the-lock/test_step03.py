@@ -3,32 +3,10 @@ Python threads (ordered with threading.Event, never by sleeping), recursed into,
 to fail."""
 import gc
 import threading
-import weakref
 
 import pytest
 
 import step03
-
-
-def run_threads(*targets):
-    errors = []
-
-    def wrap(fn):
-        def run():
-            try:
-                fn()
-            except BaseException as e:
-                errors.append(e)
-        return run
-
-    threads = [threading.Thread(target=wrap(t)) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-        assert not t.is_alive(), "a thread did not finish"
-    if errors:
-        raise errors[0]
 
 
 def test_first_get_builds_a_complete_type_and_later_gets_return_it():
@@ -106,6 +84,14 @@ def test_factory_exception_propagates_and_the_next_get_builds_again():
         lazy.get()
     assert lazy.get().ANSWER == 42
     assert len(attempts) == 2
+
+
+def test_a_type_outlives_the_lazy_type_that_built_it():
+    T = step03.LazyType("step03.Orphan", {}).get()  # the LazyType is gone at once
+    gc.collect()
+    assert repr(T) == "<class 'step03.Orphan'>"
+    with pytest.raises(TypeError, match="Orphan"):
+        T(1)  # the error message reads the type's name
 
 
 def test_bad_arguments_are_type_errors():
