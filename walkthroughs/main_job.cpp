@@ -15,6 +15,7 @@
 #include "../02-lock-that-deadlocks/scenarios.hpp"
 #include "../03-gil-as-the-lock/scenarios.hpp"
 #include "../04-recursive-class-attributes/scenarios.hpp"
+#include "../05-two-stage-initialization/scenarios.hpp"
 
 int main(int argc, char** argv) {
     const bool quiet = argc > 1 && std::strcmp(argv[1], "--quiet") == 0;
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: %s [--quiet]\n  --quiet  verdicts only, no timelines\n", argv[0]);
         return 2;
     }
-    std::vector<const std::vector<harness::scenario>*> steps{&scenarios::all(), &step01::scenarios(), &step02::scenarios(), &step03::scenarios(), &step04::scenarios()};
+    std::vector<const std::vector<harness::scenario>*> steps{&scenarios::all(), &step01::scenarios(), &step02::scenarios(), &step03::scenarios(), &step04::scenarios(), &step05::scenarios()};
     pybind11::scoped_interpreter interpreter;
     pybind11::gil_scoped_release no_gil;
     int played = 0, mismatches = 0;

@@ -9,6 +9,7 @@
 #include "harness/event.hpp"
 #include "harness/gil.hpp"
 #include "harness/threads.hpp"
+#include <gilonce/py_ref.hpp>
 #include "locked_lazy_types.hpp"
 
 namespace step02 {
@@ -65,6 +66,19 @@ harness::scenario_result recursion(accessor get_type) {
 }
 // --8<-- [end:recursion]
 
+// One caller; DEFAULT_NAME's factory neither releases the GIL nor recurses.
+harness::scenario_result single_caller(accessor get_type) {
+    color_attributes = {{"DEFAULT_NAME", [](gilonce::gil_token) { return PyUnicode_FromString("red"); }}};
+    harness::traced_gil gil;
+    PyObject* first = get_type(gil.token());
+    PyObject* again = get_type(gil.token());
+    if (first == nullptr || first != again) return harness::scenario_result::fail("two calls, two types");
+    auto name = gilonce::py_ref::steal(PyObject_GetAttrString(first, "DEFAULT_NAME"));
+    if (!name || PyUnicode_CompareWithASCIIString(name.get(), "red") != 0)
+        return harness::scenario_result::fail("the type has no DEFAULT_NAME");
+    return harness::scenario_result::pass("one caller got the complete type, the same on every call");
+}
+
 harness::watchdog_options short_deadline() {
     harness::watchdog_options options;
     options.deadline = std::chrono::milliseconds(500);
@@ -76,6 +90,13 @@ harness::watchdog_options short_deadline() {
 const std::vector<harness::scenario>& scenarios() {
     using harness::verdict;
     static const std::vector<harness::scenario> list{
+        {step, "single_caller_works_with_static",
+         "with one caller and a well-behaved build each lock looks correct, as step 01's flag did",
+         verdict::finished, [] { return single_caller(get_type_with_static); }},
+        {step, "single_caller_works_with_call_once", "the same with std::call_once",
+         verdict::finished, [] { return single_caller(get_type_with_call_once); }},
+        {step, "single_caller_works_with_release_then_lock", "the same with pybind11's order",
+         verdict::finished, [] { return single_caller(get_type_release_then_lock); }},
         {step, "static_two_threads_deadlock",
          "a function-local static holds its guard while the build releases the GIL: "
          "A holds the guard and waits for the GIL, B holds the GIL and waits for the guard",

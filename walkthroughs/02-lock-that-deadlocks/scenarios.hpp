@@ -9,6 +9,7 @@
 namespace step02 {
 
 /// Every scenario of this step with its prediction, in teaching order:
+///   single_caller_works_with_{static,call_once,release_then_lock},
 ///   static_two_threads_deadlock, call_once_two_threads_deadlock,
 ///   static_recursion_aborts_single_threaded, static_recursion_hangs_once_threads_exist,
 ///   call_once_recursion_hangs,

@@ -21,19 +21,7 @@ def test_deadlock_report_names_the_lock_order_inversion():
 
 
 def test_every_scenario_says_what_it_demonstrates():
-    assert len(SCENARIOS) == 7
+    assert len(SCENARIOS) == 10
     for s in SCENARIOS.values():
         assert s["demonstrates"] and s["step"] == "02-lock-that-deadlocks"
 
-
-@pytest.mark.parametrize("variant", ["static", "call_once", "release_then_lock"])
-def test_a_single_caller_gets_one_complete_type_from_each_variant(variant):
-    Color = step02.Color(variant)
-    assert Color.__name__ == "Color" and Color.DEFAULT_NAME == "red"
-    assert isinstance(Color(), Color)
-    assert step02.Color(variant) is Color
-
-
-def test_unknown_variant_is_a_value_error():
-    with pytest.raises(ValueError, match="unknown variant 'mutex'"):
-        step02.Color("mutex")

@@ -5,14 +5,10 @@
 #include "harness/gil.hpp"
 
 namespace step04 {
-namespace {
-
 PyObject* make_default_name(gilonce::gil_token) {
     harness::without_gil([] {});  // stands for an import: the GIL is released and re-taken
     return PyUnicode_FromString("red");
 }
-
-}  // namespace
 
 // --8<-- [start:recursive_color]
 one_stage_lazy_type recursive_color("step04.Color", {
