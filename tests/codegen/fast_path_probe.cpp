@@ -11,3 +11,9 @@ PyObject* make_value();  // never defined: only the slow path would call it
 extern "C" PyObject* const* gilonce_fast_path_probe(probe_cell& cell, gilonce::gil_token gil) {
     return &cell.get_or_init(gil, make_value);
 }
+
+#include <gilonce/lazy_type.hpp>
+
+extern "C" PyTypeObject* gilonce_lazy_type_fast_path_probe(gilonce::lazy_type& type, gilonce::gil_token gil) {
+    return type.get(gil);
+}

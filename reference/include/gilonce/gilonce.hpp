@@ -4,3 +4,4 @@
 #include "gil_token.hpp"
 #include "py_ref.hpp"
 #include "gil_once_cell.hpp"
+#include "lazy_type.hpp"
