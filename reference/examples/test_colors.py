@@ -1,0 +1,112 @@
+"""The colors example module used the way its users would: import, attribute access,
+isinstance, repr, equality, hashing, subclassing from Python, and rebinding attempts that
+must fail cleanly. The laziness and thread safety are checked in fresh interpreters."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import colors
+
+
+def test_class_attributes_are_instances_of_the_class():
+    Color = colors.Color
+    for name in ("RED", "GREEN", "BLUE", "DEFAULT"):
+        assert isinstance(getattr(Color, name), Color)
+    assert Color.RED is Color.RED is colors.Color.RED
+    assert colors.is_built()
+
+
+def test_repr_equality_and_hash():
+    Color = colors.Color
+    assert repr(Color.RED) == "colors.Color('red')"
+    assert Color.RED == Color("red") and Color.RED != Color.GREEN
+    assert hash(Color.BLUE) == hash(Color("blue"))
+    assert {Color.RED: 1}[Color("red")] == 1
+    assert Color.DEFAULT == Color.RED  # COLORS_DEFAULT unset in the test environment
+    assert (Color.RED == "red") is False
+
+
+def test_subclassing_from_python():
+    Color = colors.Color
+
+    class Shade(Color):
+        def lighter(self):
+            return Shade("light " + self.name)
+
+    s = Shade("navy")
+    assert isinstance(s, Color) and s.lighter().name == "light navy"
+    assert repr(s).endswith("Shade('navy')")
+    assert Shade.RED is Color.RED
+    Shade.EXTRA = 1  # a Python subclass is an ordinary, mutable class
+    assert Shade.EXTRA == 1
+
+
+@pytest.mark.parametrize("attempt", [
+    "Color.RED = Color('pink')",
+    "del Color.RED",
+    "Color.PURPLE = Color('purple')",
+    "setattr(Color, 'GREEN', None)",
+])
+def test_rebinding_class_attributes_fails_cleanly(attempt):
+    Color = colors.Color
+    with pytest.raises(TypeError, match="immutable type"):
+        exec(attempt, {"Color": Color})
+    assert Color.RED == Color("red") and Color.GREEN.name == "green"
+
+
+def test_instances_are_read_only_and_checked():
+    Color = colors.Color
+    with pytest.raises(AttributeError):
+        Color.RED.name = "pink"
+    with pytest.raises(TypeError):
+        Color(42)
+    with pytest.raises(TypeError):
+        Color()
+
+
+def test_unknown_module_attribute_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'Colour'"):
+        colors.Colour
+
+
+def run_fresh(code, **env):
+    """Runs `code` in a new interpreter (the type is built once per process)."""
+    import os
+    environment = dict(os.environ, **env)
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                            text=True, timeout=60, env=environment)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_type_is_built_on_first_access_not_on_import():
+    out = run_fresh("""
+        import colors
+        before = colors.is_built()
+        colors.Color
+        print(before, colors.is_built())
+    """)
+    assert out == "False True"
+
+
+def test_default_comes_from_python_code_run_while_building():
+    assert run_fresh("import colors; print(colors.Color.DEFAULT.name)", COLORS_DEFAULT="teal") == "teal"
+
+
+def test_many_threads_asking_at_once_get_one_complete_type():
+    out = run_fresh("""
+        import threading, colors
+        start = threading.Barrier(8)
+        seen = []
+        def ask():
+            start.wait()
+            C = colors.Color
+            seen.append((id(C), isinstance(C.RED, C), C.RED is C.RED, hasattr(C, "DEFAULT")))
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        print(len(set(s[0] for s in seen)), all(all(s[1:]) for s in seen), len(seen))
+    """)
+    assert out == "1 True 8"
