@@ -1,0 +1,99 @@
+"""Renders one scenario of a gilonce-walkthrough JSON report (schema gilonce-trace/1) as a
+Mermaid sequence diagram: one lifeline per thread and per lock, an arrow per event, and
+the observed verdict as a closing note. The docs build draws every diagram this way, from
+real traces, never by hand.
+
+usage: mermaid.py REPORT.json STEP/SCENARIO [--output FILE]
+       mermaid.py REPORT.json --all --output-dir DIR     (one .mmd file per scenario)
+"""
+import argparse
+import json
+import pathlib
+import re
+import sys
+
+ARROWS = {
+    "waits": ("-)", "waits for"),       # an open arrow: asked, not yet granted
+    "holds": ("->>", "takes"),
+    "releases": ("--)", "releases"),
+    "passes": ("--)", "no longer waits for"),
+}
+
+
+def identifier(name):
+    """A Mermaid participant id for a thread or lock name ("static guard" -> static_guard)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "_"
+
+
+def text(value, limit=90):
+    """Text safe inside a Mermaid message or note (no ';', '#', line breaks; bounded)."""
+    value = value.replace(";", ",").replace("#", "").replace("\n", " ")
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def render(scenario):
+    """The Mermaid source for one scenario of the report."""
+    events = scenario["events"]
+    threads = list(dict.fromkeys(e["thread"] for e in events))
+    locks = list(dict.fromkeys(e["resource"] for e in events if e["kind"] != "note" and e["resource"]))
+    lines = ["sequenceDiagram"]
+    for thread in threads:
+        lines.append(f"    participant {identifier('t_' + thread)} as thread {text(thread)}")
+    for lock in locks:
+        lines.append(f"    participant {identifier('r_' + lock)} as {text(lock)}")
+    for e in events:
+        who = identifier("t_" + e["thread"])
+        if e["kind"] == "note":
+            lines.append(f"    Note over {who}: {text(e['text'])}")
+            continue
+        arrow, verb = ARROWS[e["kind"]]
+        target = identifier("r_" + e["resource"])
+        if e["kind"] == "holds":
+            lines.append(f"    {target}{arrow}{who}: {verb}")
+        else:
+            lines.append(f"    {who}{arrow}{target}: {verb}")
+    span = [identifier("t_" + t) for t in threads] or ["_"]
+    over = span[0] if len(span) == 1 else f"{span[0]},{span[-1]}"
+    if not threads:
+        lines.append("    participant _ as (no events)")
+    lines.append(f"    Note over {over}: {text(scenario['summary'], 160)}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Render walkthrough traces as Mermaid sequence diagrams.")
+    parser.add_argument("report")
+    parser.add_argument("scenario", nargs="?", help="STEP/SCENARIO, e.g. 02-lock-that-deadlocks/static_two_threads_deadlock")
+    parser.add_argument("--all", action="store_true", help="render every scenario")
+    parser.add_argument("--output", help="file for one diagram (default: standard output)")
+    parser.add_argument("--output-dir", help="folder for --all: STEP/SCENARIO.mmd")
+    args = parser.parse_args(argv)
+    try:
+        report = json.loads(pathlib.Path(args.report).read_text())
+    except (OSError, ValueError) as e:
+        parser.exit(2, f"mermaid.py: cannot read the report {args.report}: {e}\n")
+    if report.get("schema") != "gilonce-trace/1":
+        parser.exit(2, f"mermaid.py: {args.report} is not a gilonce-trace/1 report\n")
+    scenarios = {f"{s['step']}/{s['name']}": s for s in report["scenarios"]}
+    if args.all:
+        if not args.output_dir:
+            parser.exit(2, "mermaid.py: --all needs --output-dir\n")
+        for key, scenario in scenarios.items():
+            path = pathlib.Path(args.output_dir) / f"{key}.mmd"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(scenario))
+        print(f"{len(scenarios)} diagrams written under {args.output_dir}")
+        return 0
+    if args.scenario not in scenarios:
+        known = "\n  ".join(scenarios) or "(none)"
+        parser.exit(2, f"mermaid.py: no scenario '{args.scenario}' in the report; it has:\n  {known}\n")
+    diagram = render(scenarios[args.scenario])
+    if args.output:
+        pathlib.Path(args.output).write_text(diagram)
+    else:
+        sys.stdout.write(diagram)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
