@@ -146,6 +146,21 @@ deadlock_report find_deadlock(const std::vector<trace_event>& events) {
     return {};
 }
 
+namespace {
+// The verb a timeline uses: it narrates what happened ("takes"), where to_string names the
+// state ("holds").
+const char* narrated(event_kind kind) {
+    switch (kind) {
+        case event_kind::waits: return "waits for";
+        case event_kind::holds: return "takes";
+        case event_kind::releases: return "releases";
+        case event_kind::passes: return "gets past (no wait needed)";
+        case event_kind::note: return "";
+    }
+    return "?";
+}
+}  // namespace
+
 std::string format_timeline(const std::vector<trace_event>& events) {
     std::string out;
     char line[256];
@@ -154,7 +169,7 @@ std::string format_timeline(const std::vector<trace_event>& events) {
             std::snprintf(line, sizeof line, "%9.3f ms  %-6s %s\n", e.t_ns / 1e6, e.thread, e.text);
         else
             std::snprintf(line, sizeof line, "%9.3f ms  %-6s %s %s%s%s\n", e.t_ns / 1e6, e.thread,
-                          to_string(e.kind), e.resource, e.text[0] ? " - " : "", e.text);
+                          narrated(e.kind), e.resource, e.text[0] ? " - " : "", e.text);
         out += line;
     }
     return out;
