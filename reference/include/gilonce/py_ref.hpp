@@ -18,6 +18,7 @@ namespace gilonce {
 /// Move-only: copying a reference must be explicit (`py_ref::borrow(ref.get())`).
 class py_ref {
 public:
+    /// An empty `py_ref`.
     constexpr py_ref() noexcept = default;
 
     /// Takes over a new (owned) reference, as returned by most C API calls.
@@ -30,7 +31,10 @@ public:
         return py_ref(borrowed);
     }
 
+    /// Takes over `other`'s reference; `other` is left empty.
     py_ref(py_ref&& other) noexcept : obj_(std::exchange(other.obj_, nullptr)) {}
+    /// Drops the reference held (if any) and takes over `other`'s; self-move keeps it.
+    /// Requires: the GIL is held if this `py_ref` is not empty.
     py_ref& operator=(py_ref&& other) noexcept {
         if (this != &other) {
             // Take the new reference first: the old object's finalizer may run Python
@@ -48,6 +52,7 @@ public:
     PyObject* get() const noexcept { return obj_; }
     /// Gives up ownership: the caller now owns the reference.
     PyObject* release() noexcept { return std::exchange(obj_, nullptr); }
+    /// Whether a reference is held.
     explicit operator bool() const noexcept { return obj_ != nullptr; }
 
 private:

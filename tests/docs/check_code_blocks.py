@@ -1,0 +1,73 @@
+"""Checks that every code block of the documentation site is either included from a file of
+the project (a single `--8<-- "path:region"` line, which check_snippets.py verifies) or
+visibly marked as pseudo-code (a fence with title="pseudo-code"). Blocks of shell commands
+and program output (languages sh, console, text) are allowed as they are: they show how to
+run things, not code of the project.
+
+Pages checked: docs/**/*.md (except generated folders) and the walkthrough READMEs, which
+the site includes.
+
+usage: check_code_blocks.py REPO_ROOT"""
+import pathlib
+import re
+import sys
+
+FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
+INCLUDE = re.compile(r'^\s*--8<--\s+"[^"]+"\s*$')
+COMMANDS_AND_OUTPUT = {"sh", "bash", "console", "text"}
+
+
+def pages(root):
+    docs = [p for p in (root / "docs").rglob("*.md")
+            if not {"_generated", "api"} & set(p.relative_to(root / "docs").parts)]
+    return sorted(docs) + sorted((root / "walkthroughs").glob("*/README.md"))
+
+
+def blocks(path):
+    """(line number, info string, body lines) for every fenced block of `path`."""
+    lines = path.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        fence, info, start = m.group(2), m.group(3).strip(), i + 1
+        body = []
+        i += 1
+        while i < len(lines) and not lines[i].strip().startswith(fence):
+            body.append(lines[i])
+            i += 1
+        yield start, info, body
+        i += 1
+
+
+def check(root):
+    root = pathlib.Path(root)
+    problems = []
+    for page in pages(root):
+        for line, info, body in blocks(page):
+            language = info.split()[0] if info else ""
+            content = [b for b in body if b.strip()]
+            if len(content) == 1 and INCLUDE.match(content[0]):
+                continue
+            if 'title="pseudo-code"' in info:
+                continue
+            if language in COMMANDS_AND_OUTPUT:
+                continue
+            problems.append(f"{page.relative_to(root)}:{line}: a ```{info or '(no language)'} block that is "
+                            "neither an include of a compiled file nor titled pseudo-code")
+    return problems
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    problems = check(sys.argv[1])
+    if problems:
+        sys.exit("code blocks that would drift from the code:\n  " + "\n  ".join(problems))
+    print("ok: every code block is included or marked")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Builds the gilonce documentation site, in this order, failing on the first problem:
+
+1. plays every walkthrough scenario with the runner (--format json): the traces;
+2. draws each scenario's trace as a sequence diagram (walkthroughs/runner/mermaid.py,
+   rendered to SVG offline by mermaidx) and writes, per step, the Markdown that the step's
+   page includes: every diagram on the site comes from a real run;
+3. runs Doxygen on reference/include (warnings are errors: every public entity must be
+   documented) and Sphinx + Breathe on its XML (-W) into docs/api/;
+4. checks that every code block is included from a compiled file or marked pseudo-code;
+5. runs `mkdocs build --strict`.
+
+usage: build_docs.py --runner PATH_TO_gilonce-walkthrough [--site DIR] [--work DIR]
+"""
+import argparse
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "walkthroughs" / "runner"))
+sys.path.insert(0, str(ROOT / "tests" / "docs"))
+import mermaid  # noqa: E402
+import check_code_blocks  # noqa: E402
+
+DIAGRAMS = ROOT / "docs" / "_generated" / "diagrams"   # inside docs_dir: copied to the site
+API_HTML = ROOT / "docs" / "api"                         # inside docs_dir: copied to the site
+
+
+def step(message):
+    print(f"[docs] {message}", flush=True)
+
+
+def run(cmd, **kwargs):
+    result = subprocess.run(cmd, **kwargs)
+    if result.returncode != 0:
+        sys.exit(f"build_docs.py: failed ({result.returncode}): {' '.join(map(str, cmd))}")
+
+
+def write_diagrams(report, work):
+    import mermaidx
+
+    scenarios = report["scenarios"]
+    shutil.rmtree(DIAGRAMS, ignore_errors=True)
+    sources = [mermaid.render(s) for s in scenarios]
+    drawn = mermaidx.render_many(sources, workers=2)
+    pages = {}
+    for scenario, source, diagram in zip(scenarios, sources, drawn):
+        folder = DIAGRAMS / scenario["step"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{scenario['name']}.mmd").write_text(source)
+        diagram.save(str(folder / f"{scenario['name']}.svg"))
+        verdict = "as predicted" if scenario["as_predicted"] else "NOT as predicted"
+        pages.setdefault(scenario["step"], []).append(
+            f"### `{scenario['name']}`\n\n"
+            f"*Shows:* {scenario['demonstrates']}.  \n"
+            f"*Predicted:* {scenario['predicted']}. *Observed:* {scenario['summary']} ({verdict}).\n\n"
+            f"![Sequence diagram of {scenario['name']}, from a real run]"
+            f"(../_generated/diagrams/{scenario['step']}/{scenario['name']}.svg)\n")
+    generated = work / "generated"
+    shutil.rmtree(generated, ignore_errors=True)
+    generated.mkdir(parents=True)
+    for step_id, sections in pages.items():
+        (generated / f"{step_id}.md").write_text("\n".join(sections))
+    return len(scenarios)
+
+
+def build_api(work):
+    doxygen_out = work / "doxygen"
+    shutil.rmtree(doxygen_out, ignore_errors=True)
+    doxygen_out.mkdir(parents=True)
+    doxyfile = doxygen_out / "Doxyfile"
+    doxyfile.write_text((ROOT / "docs" / "api-src" / "Doxyfile").read_text() +
+                        f"\nOUTPUT_DIRECTORY = {doxygen_out}\n")
+    run(["doxygen", str(doxyfile)], cwd=ROOT / "docs" / "api-src")
+    shutil.rmtree(API_HTML, ignore_errors=True)
+    run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+         "-D", f"breathe_projects.gilonce={doxygen_out / 'xml'}",
+         str(ROOT / "docs" / "api-src"), str(API_HTML)])
+    shutil.rmtree(API_HTML / ".doctrees", ignore_errors=True)
+    (API_HTML / ".buildinfo").unlink(missing_ok=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runner", required=True, help="the gilonce-walkthrough binary")
+    parser.add_argument("--site", default=str(ROOT / "build" / "site"))
+    parser.add_argument("--work", default=str(ROOT / "build" / "docs"))
+    args = parser.parse_args()
+    work = pathlib.Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if not pathlib.Path(args.runner).is_file():
+        sys.exit(f"build_docs.py: no runner at {args.runner} (build the project first)")
+
+    step("playing every scenario for the traces")
+    traces = work / "traces.json"
+    run([args.runner, "--format", "json", "--output", str(traces)])
+    report = json.loads(traces.read_text())
+    step(f"drawing {len(report['scenarios'])} sequence diagrams from the traces")
+    write_diagrams(report, work)
+    # The step pages include build/docs/generated/<step>.md: keep that path stable.
+    expected = ROOT / "build" / "docs" / "generated"
+    if work / "generated" != expected:
+        shutil.rmtree(expected, ignore_errors=True)
+        shutil.copytree(work / "generated", expected)
+    step("API reference: Doxygen, then Sphinx + Breathe")
+    build_api(work)
+    step("checking code blocks")
+    problems = check_code_blocks.check(ROOT)
+    if problems:
+        sys.exit("build_docs.py: code blocks that are neither included nor pseudo-code:\n  " + "\n  ".join(problems))
+    step("mkdocs build --strict")
+    run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-f", str(ROOT / "mkdocs.yml"),
+         "-d", str(pathlib.Path(args.site).resolve())], cwd=ROOT)
+    step(f"site written to {args.site}")
+
+
+if __name__ == "__main__":
+    main()
