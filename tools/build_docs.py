@@ -13,6 +13,7 @@ usage: build_docs.py --runner PATH_TO_gilonce-walkthrough [--site DIR] [--work D
 """
 import argparse
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -33,7 +34,8 @@ def step(message):
 
 
 def run(cmd, **kwargs):
-    result = subprocess.run(cmd, **kwargs)
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    result = subprocess.run(cmd, env=env, **kwargs)
     if result.returncode != 0:
         sys.exit(f"build_docs.py: failed ({result.returncode}): {' '.join(map(str, cmd))}")
 

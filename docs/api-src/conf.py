@@ -19,5 +19,6 @@ html_theme_options = {
     "show_powered_by": False,
 }
 html_static_path = []
+html_favicon = "../assets/favicon.svg"  # the course site's own icon
 templates_path = []
 exclude_patterns = ["Doxyfile"]

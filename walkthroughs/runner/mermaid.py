@@ -34,7 +34,8 @@ def text(value, limit=90):
 def render(scenario):
     """The Mermaid source for one scenario of the report."""
     events = scenario["events"]
-    threads = list(dict.fromkeys(e["thread"] for e in events))
+    # Scenario threads in name order (A, B, C...), the scenario's own main thread last.
+    threads = sorted(dict.fromkeys(e["thread"] for e in events), key=lambda t: (t == "main", t))
     locks = list(dict.fromkeys(e["resource"] for e in events if e["kind"] != "note" and e["resource"]))
     lines = ["sequenceDiagram"]
     for thread in threads:

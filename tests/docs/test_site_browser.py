@@ -1,0 +1,142 @@
+"""The built documentation site in a real browser (headless Chromium from Debian, driven by
+Selenium through Debian's chromedriver): every page loads without console errors,
+navigation reaches every step, code blocks and diagrams render, search finds "deadlock",
+and the API reference loads from the site's own links and links back. Screenshots of the
+home page and of one step page are saved as artifacts.
+
+Environment: GILONCE_SITE (the built site; default build/site), GILONCE_ARTIFACTS (where
+screenshots go; default build/docs/screenshots)."""
+import functools
+import http.server
+import os
+import pathlib
+import threading
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SITE = pathlib.Path(os.environ.get("GILONCE_SITE", ROOT / "build" / "site"))
+ARTIFACTS = pathlib.Path(os.environ.get("GILONCE_ARTIFACTS", ROOT / "build" / "docs" / "screenshots"))
+STEPS = ["01-unsound-lazy-type", "02-lock-that-deadlocks", "03-gil-as-the-lock",
+         "04-recursive-class-attributes", "05-two-stage-initialization"]
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    if not (SITE / "index.html").is_file():
+        pytest.fail(f"no built site at {SITE}: run tools/docs first")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(SITE)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,1800", "--disable-extensions", "--no-first-run"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def console_errors(driver):
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def site_pages():
+    pages = [p for p in SITE.rglob("index.html") if "_generated" not in p.parts]
+    pages += [SITE / "api" / name for name in ("genindex.html", "search.html")]
+    return sorted(str(p.relative_to(SITE)) for p in pages)
+
+
+def test_every_page_loads_without_console_errors(browser, base_url):
+    pages = site_pages()
+    assert len(pages) >= 10
+    failures = {}
+    for page in pages:
+        browser.get(f"{base_url}/{page}")
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+        errors = console_errors(browser)
+        if errors:
+            failures[page] = errors
+        assert browser.find_elements(By.TAG_NAME, "h1"), f"{page} has no heading"
+    assert failures == {}
+
+
+def test_navigation_reaches_every_step_from_the_home_page(browser, base_url):
+    for number, step in enumerate(STEPS, start=1):
+        browser.get(f"{base_url}/")
+        link = browser.find_element(By.CSS_SELECTOR, f'nav a[href$="walkthroughs/{step}/"]')
+        browser.execute_script("arguments[0].click()", link)
+        WebDriverWait(browser, 10).until(EC.url_contains(f"walkthroughs/{step}/"))
+        heading = browser.find_element(By.TAG_NAME, "h1").text
+        assert heading.startswith(f"Step 0{number}"), heading
+
+
+def test_code_blocks_and_diagrams_render_on_every_step_page(browser, base_url):
+    for step in STEPS:
+        browser.get(f"{base_url}/walkthroughs/{step}/")
+        code = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "pre code") if c.text.strip()]
+        assert len(code) >= 2, f"{step}: too few code blocks"
+        assert not any("--8<--" in c for c in code), f"{step}: an include was not expanded"
+        diagrams = browser.find_elements(By.CSS_SELECTOR, 'img[src*="_generated/diagrams"]')
+        assert diagrams, f"{step}: no diagrams"
+        for img in diagrams:
+            WebDriverWait(browser, 10).until(lambda d: d.execute_script("return arguments[0].complete", img))
+            width = browser.execute_script("return arguments[0].naturalWidth", img)
+            assert width > 0, f"{step}: diagram {img.get_attribute('src')} did not load"
+
+
+def test_search_finds_deadlock(browser, base_url):
+    browser.get(f"{base_url}/")
+    browser.find_element(By.CSS_SELECTOR, "label.md-search__icon, .md-search__input").click()
+    box = WebDriverWait(browser, 10).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "input.md-search__input")))
+    box.send_keys("deadlock")
+    results = WebDriverWait(browser, 20).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".md-search-result__item") or False)
+    assert len(results) >= 3
+    assert any("deadlock" in r.text.lower() for r in results)
+
+
+def test_api_reference_loads_from_the_site_and_links_back(browser, base_url):
+    browser.get(f"{base_url}/reference/")
+    # mkdocs rewrites the Markdown link api/index.html to the folder URL ../api/
+    link = browser.find_element(By.CSS_SELECTOR, 'article a[href$="api/"]')
+    browser.execute_script("arguments[0].click()", link)
+    WebDriverWait(browser, 10).until(EC.url_contains("/api/"))
+    assert "gilonce API reference" in browser.title
+    body = browser.find_element(By.TAG_NAME, "body").text
+    for entity in ("gil_once_cell", "lazy_type", "gil_token", "py_ref", "class_attribute", "reentrant_init_error"):
+        assert entity in body, f"{entity} missing from the API reference"
+    back = browser.find_element(By.LINK_TEXT, "Back to the course")
+    browser.execute_script("arguments[0].click()", back)
+    WebDriverWait(browser, 10).until(lambda d: d.current_url.rstrip("/").endswith(base_url.split("//")[1]) or
+                                     d.current_url.endswith("/index.html"))
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("gilonce")
+    assert console_errors(browser) == []
+
+
+def test_screenshots_of_home_and_a_step_page(browser, base_url):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name, url in (("home.png", "/"), ("step-02.png", "/walkthroughs/02-lock-that-deadlocks/")):
+        browser.get(base_url + url)
+        path = ARTIFACTS / name
+        assert browser.save_screenshot(str(path))
+        assert path.stat().st_size > 10_000
