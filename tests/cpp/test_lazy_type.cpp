@@ -200,3 +200,12 @@ TEST_CASE("lazy_type: a bases factory gives the type its base") {
     REQUIRE(d != nullptr);
     CHECK(PyType_IsSubtype(d, base.get(gil.token())));
 }
+
+TEST_CASE("raise_from_current chains the current exception as __cause__, or raises alone") {
+    harness::traced_gil gil;
+    PyErr_SetString(PyExc_KeyError, "inner");
+    gilonce::raise_from_current(PyExc_RuntimeError, "outer");
+    CHECK(error_text() == "RuntimeError: outer <- KeyError: 'inner'");
+    gilonce::raise_from_current(PyExc_ValueError, "alone");
+    CHECK(error_text() == "ValueError: alone");
+}

@@ -1,6 +1,8 @@
 // Step 04: building the type and its class attributes in one stage (see the header).
 #include "one_stage_lazy_type.hpp"
 
+#include <gilonce/errors.hpp>
+
 #include "color_object.hpp"
 #include "harness/trace.hpp"
 
@@ -18,32 +20,13 @@ std::optional<gilonce::py_ref> one_stage_lazy_type::build(gilonce::gil_token gil
     for (const class_attribute& attribute : attributes_) {
         auto value = gilonce::py_ref::steal(attribute.make(gil));
         if (!value || PyObject_SetAttrString(type.get(), attribute.name.c_str(), value.get()) < 0) {
-            raise_runtime_error_from_current(std::string("cannot compute class attribute ") +
-                                             name_ + "." + attribute.name);
+            const std::string what = std::string("cannot compute class attribute ") + name_ + "." + attribute.name;
+            gilonce::raise_from_current(PyExc_RuntimeError, what.c_str());  // the cause is kept
             return std::nullopt;
         }
     }
     return type;
 }
 // --8<-- [end:build]
-
-void raise_runtime_error_from_current(const std::string& message) {
-    PyObject *cause_type, *cause, *cause_traceback;
-    PyErr_Fetch(&cause_type, &cause, &cause_traceback);
-    PyErr_NormalizeException(&cause_type, &cause, &cause_traceback);
-    if (cause != nullptr && cause_traceback != nullptr) PyException_SetTraceback(cause, cause_traceback);
-    PyErr_SetString(PyExc_RuntimeError, message.c_str());
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (cause != nullptr) {
-        Py_INCREF(cause);
-        PyException_SetContext(value, cause);  // steals a reference
-        PyException_SetCause(value, cause);    // steals a reference; sets __suppress_context__
-    }
-    Py_XDECREF(cause_type);
-    Py_XDECREF(cause_traceback);
-    PyErr_Restore(type, value, traceback);
-}
 
 }  // namespace step04

@@ -52,8 +52,4 @@ private:
 };
 // --8<-- [end:one_stage_lazy_type]
 
-/// Replaces the current Python exception with `RuntimeError(message)` whose `__cause__`
-/// is the replaced exception. Requires: the GIL is held and an exception is set.
-void raise_runtime_error_from_current(const std::string& message);
-
 }  // namespace step04

@@ -5,32 +5,13 @@
 #include <algorithm>
 #include <exception>
 
+#include <gilonce/errors.hpp>
+
 #include "color_object.hpp"
 #include "harness/trace.hpp"
 
 namespace step05 {
 namespace {
-
-// Replaces the current Python exception (if any) with RuntimeError(message), chaining the
-// replaced one as __cause__. Requires: the GIL is held.
-void raise_runtime_error_from_current(const std::string& message) {
-    PyObject *cause_type, *cause, *cause_traceback;
-    PyErr_Fetch(&cause_type, &cause, &cause_traceback);
-    PyErr_NormalizeException(&cause_type, &cause, &cause_traceback);
-    if (cause != nullptr && cause_traceback != nullptr) PyException_SetTraceback(cause, cause_traceback);
-    PyErr_SetString(PyExc_RuntimeError, message.c_str());
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (cause != nullptr) {
-        Py_INCREF(cause);
-        PyException_SetContext(value, cause);
-        PyException_SetCause(value, cause);
-    }
-    Py_XDECREF(cause_type);
-    Py_XDECREF(cause_traceback);
-    PyErr_Restore(type, value, traceback);
-}
 
 // Records that this thread is computing class attributes, for as long as it lives: every
 // exit path, error or not, removes the record (a later call is not mistaken for re-entry).
@@ -93,7 +74,7 @@ PyObject* two_stage_type::get_slow(gilonce::gil_token gil) {
             PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception");
         }
         if (!value) {
-            raise_runtime_error_from_current(what);
+            gilonce::raise_from_current(PyExc_RuntimeError, what.c_str());  // the cause is kept
             return nullptr;  // nothing published; `record` is removed on the way out
         }
         values.emplace_back(attribute.name, std::move(value));

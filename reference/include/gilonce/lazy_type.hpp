@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "errors.hpp"
 #include "gil_once_cell.hpp"
 #include "gil_token.hpp"
 #include "py_ref.hpp"
@@ -111,7 +112,6 @@ private:
     std::optional<py_ref> create_ready_type(gil_token gil);
     bool publish(PyObject* type, const computed& values);
     bool this_thread_is_computing() const;
-    static void raise_from_current(const std::string& message);
 
     // Registers the calling thread as computing class attributes for as long as it lives,
     // so that every exit path, error or not, removes the record.
@@ -155,8 +155,9 @@ GILONCE_COLD inline PyTypeObject* lazy_type::get_slow(gil_token gil) {
             PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception");
         }
         if (!value) {
-            raise_from_current(std::string("cannot compute class attribute ") + spec_->name + "." +
-                               attribute.name);
+            const std::string what = std::string("cannot compute class attribute ") + spec_->name + "." +
+                                     attribute.name;
+            raise_from_current(PyExc_RuntimeError, what.c_str());
             return nullptr;
         }
         values.emplace_back(attribute.name, std::move(value));
@@ -205,25 +206,6 @@ inline bool lazy_type::publish(PyObject* type, const computed& values) {
 inline bool lazy_type::this_thread_is_computing() const {
     return std::find(computing_threads_.begin(), computing_threads_.end(),
                      std::this_thread::get_id()) != computing_threads_.end();
-}
-
-inline void lazy_type::raise_from_current(const std::string& message) {
-    PyObject *cause_type, *cause, *cause_tb;
-    PyErr_Fetch(&cause_type, &cause, &cause_tb);
-    PyErr_NormalizeException(&cause_type, &cause, &cause_tb);
-    if (cause != nullptr && cause_tb != nullptr) PyException_SetTraceback(cause, cause_tb);
-    PyErr_SetString(PyExc_RuntimeError, message.c_str());
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (cause != nullptr) {
-        Py_INCREF(cause);
-        PyException_SetContext(value, cause);  // steals one reference
-        PyException_SetCause(value, cause);    // steals the other
-    }
-    Py_XDECREF(cause_type);
-    Py_XDECREF(cause_tb);
-    PyErr_Restore(type, value, tb);
 }
 
 }  // namespace gilonce

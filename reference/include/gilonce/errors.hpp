@@ -1,0 +1,36 @@
+// gilonce/errors.hpp: re-raise the current Python exception as a clearer one, keeping the
+// original as its __cause__ ("raise RuntimeError(...) from error", from C).
+//
+// When a lazy initializer fails, the user needs two things: which value could not be
+// built (the new message) and why (the original error, which must not be lost).
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+namespace gilonce {
+
+/// Replaces the current Python exception with `exception_type(message)`, whose
+/// `__cause__` (and `__context__`) is the replaced exception, with its traceback.
+/// If no exception is set, just raises `exception_type(message)`.
+/// Requires: the GIL is held. Afterwards an exception is always set.
+inline void raise_from_current(PyObject* exception_type, const char* message) {
+    PyObject *cause_type, *cause, *cause_tb;
+    PyErr_Fetch(&cause_type, &cause, &cause_tb);
+    PyErr_NormalizeException(&cause_type, &cause, &cause_tb);
+    if (cause != nullptr && cause_tb != nullptr) PyException_SetTraceback(cause, cause_tb);
+    PyErr_SetString(exception_type, message);
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (cause != nullptr) {
+        Py_INCREF(cause);
+        PyException_SetContext(value, cause);  // steals one reference
+        PyException_SetCause(value, cause);    // steals the other; sets __suppress_context__
+    }
+    Py_XDECREF(cause_type);
+    Py_XDECREF(cause_tb);
+    PyErr_Restore(type, value, tb);
+}
+
+}  // namespace gilonce
