@@ -30,7 +30,9 @@ bool unsound_lazy_type::initialize_type_object(gilonce::gil_token gil) {
         Py_DECREF(value);
     }
     type_object_.tp_dict = dict;  // PyType_Ready keeps a dict that is already there
-    return PyType_Ready(&type_object_) == 0;
+    const bool ready = PyType_Ready(&type_object_) == 0;
+    harness::note(ready ? "PyType_Ready done: only now is the type ready" : "PyType_Ready failed");
+    return ready;
 }
 // --8<-- [end:initialize_type_object]
 

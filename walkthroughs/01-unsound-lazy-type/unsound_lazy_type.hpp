@@ -11,6 +11,8 @@
 
 #include <gilonce/gil_token.hpp>
 
+#include "harness/trace.hpp"  // narration for the walkthrough runner; changes nothing
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -47,6 +49,7 @@ public:
     PyTypeObject* get(gilonce::gil_token gil) {
         if (!initialized_) {
             initialized_ = true;  // BUG: claims "done" before the work is done
+            harness::note("sets initialized = true, then starts building the type");
             if (!initialize_type_object(gil)) return nullptr;
         }
         return &type_object_;  // possibly still being built by someone else
