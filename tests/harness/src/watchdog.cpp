@@ -64,7 +64,9 @@ void write_detail(shared_area* area, const std::string& text) {
 
 // What each thread of a hung child is doing, read from /proc before it is killed: the
 // evidence that a hang is a lock wait (blocked in futex()) and not a slow computation.
-std::string describe_threads(pid_t pid) {
+// Sets `all_blocked` when every thread is in futex().
+std::string describe_threads(pid_t pid, bool& all_blocked) {
+    all_blocked = false;
     const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
     DIR* dir = opendir(task_dir.c_str());
     if (dir == nullptr) return "threads not readable";
@@ -85,6 +87,7 @@ std::string describe_threads(pid_t pid) {
         }
     }
     closedir(dir);
+    all_blocked = total > 0 && in_futex == total;
     std::string out = std::to_string(in_futex) + " of " + std::to_string(total) +
                       " threads blocked in futex() (a lock wait)";
     return others.empty() ? out : out + "; " + others;
@@ -188,13 +191,21 @@ outcome run_in_child(const std::function<scenario_result()>& scenario, watchdog_
             out.detail = cycle.describe();
             break;
         }
-        if (std::chrono::steady_clock::now() - start > options.deadline) {
-            out.observed = verdict::deadlocked;
-            char head[96];
-            std::snprintf(head, sizeof head, "no exit within %.1f s, no wait-for cycle in the trace; ",
-                          options.deadline.count() / 1000.0);
-            out.detail = head + describe_threads(pid);
-            break;
+        const auto waited = std::chrono::steady_clock::now() - start;
+        if (waited > options.deadline) {
+            // Past the deadline, a child whose threads are all blocked in futex() is hung
+            // for good. One still running may just be slow (a loaded machine, a sanitizer):
+            // it gets up to four deadlines before it is called hung anyway.
+            bool all_blocked = false;
+            std::string threads = describe_threads(pid, all_blocked);
+            if (all_blocked || waited > 4 * options.deadline) {
+                out.observed = verdict::deadlocked;
+                char head[96];
+                std::snprintf(head, sizeof head, "no exit within %.1f s, no wait-for cycle in the trace; ",
+                              std::chrono::duration<double>(waited).count());
+                out.detail = head + threads;
+                break;
+            }
         }
     }
     out.seconds = seconds_since(start);

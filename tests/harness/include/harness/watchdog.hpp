@@ -40,8 +40,9 @@ struct outcome {
 };
 
 struct watchdog_options {
-    /// Upper bound for a child that neither exits nor shows a wait-for cycle. Only bounds
-    /// a hang: a deadlock visible in the trace is reported as soon as it is seen.
+    /// When a child that neither exits nor shows a wait-for cycle is called hung: at the
+    /// deadline if all its threads are blocked in futex(), else at four deadlines. Only
+    /// bounds a hang: a deadlock visible in the trace is reported as soon as it is seen.
     std::chrono::milliseconds deadline = std::chrono::seconds(10);
 };
 
