@@ -204,3 +204,9 @@ TEST_CASE("py_ref owns exactly one reference") {
     CHECK(Py_REFCNT(obj) == 1);
     Py_DECREF(obj);
 }
+
+TEST_CASE("a cell constructed with a null name uses the default name") {
+    harness::traced_gil gil;
+    gil_once_cell<int> cell{nullptr};
+    CHECK(std::string(cell.name()) == "gilonce::gil_once_cell");
+}

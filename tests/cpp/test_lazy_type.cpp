@@ -209,3 +209,17 @@ TEST_CASE("raise_from_current chains the current exception as __cause__, or rais
     gilonce::raise_from_current(PyExc_ValueError, "alone");
     CHECK(error_text() == "ValueError: alone");
 }
+
+TEST_CASE("lazy_type: misuse is a SystemError naming the problem, not a crash") {
+    harness::traced_gil gil;
+    static gilonce::lazy_type no_spec(nullptr, {});
+    CHECK(no_spec.get(gil.token()) == nullptr);
+    CHECK(error_text() == "SystemError: gilonce::lazy_type: constructed with a null PyType_Spec");
+    static PyType_Spec spec = {"lazytest.Misused", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, point_slots};
+    static gilonce::lazy_type no_factory(&spec, {{"X", nullptr}});
+    CHECK(no_factory.get(gil.token()) == nullptr);
+    CHECK(error_text() == "SystemError: gilonce::lazy_type lazytest.Misused: a class attribute has no factory");
+    static gilonce::lazy_type no_name(&spec, {{nullptr, [](gilonce::gil_token) { return PyLong_FromLong(1); }}});
+    CHECK(no_name.get(gil.token()) == nullptr);
+    CHECK(error_text() == "SystemError: gilonce::lazy_type lazytest.Misused: a class attribute has a null name");
+}

@@ -77,9 +77,10 @@ template <class T>
 class gil_once_cell {
 public:
     /// An empty cell. Constant-initialized, so a `static` cell has no initialization-order
-    /// problem. `name` (a string literal) names the cell in error messages.
+    /// problem. `name` (a string literal) names the cell in error messages; null gives the
+    /// default name.
     constexpr explicit gil_once_cell(const char* name = "gilonce::gil_once_cell") noexcept
-        : name_(name) {}
+        : name_(name != nullptr ? name : "gilonce::gil_once_cell") {}
     gil_once_cell(const gil_once_cell&) = delete;
     gil_once_cell& operator=(const gil_once_cell&) = delete;
     ~gil_once_cell();

@@ -82,10 +82,12 @@ public:
     /// runs in stage 1 and returns a new reference to a base type or a tuple of bases
     /// (or null with a Python exception set); it must not ask for this type.
     /// `immutable`: set `Py_TPFLAGS_IMMUTABLETYPE` once the attributes are published.
+    /// Misuse (a null `spec`, an attribute with a null name or no factory) is reported by
+    /// `get` as a `SystemError` naming the problem, not a crash.
     lazy_type(PyType_Spec* spec, std::vector<class_attribute> attributes,
               std::function<PyObject*(gil_token)> make_bases = {}, bool immutable = true)
         : spec_(spec), attributes_(std::move(attributes)), make_bases_(std::move(make_bases)),
-          immutable_(immutable), ready_(spec->name) {}
+          immutable_(immutable), ready_(spec != nullptr ? spec->name : nullptr) {}
     lazy_type(const lazy_type&) = delete;
     lazy_type& operator=(const lazy_type&) = delete;
 
@@ -100,8 +102,8 @@ public:
     /// Requires: the GIL is held. Whether the class attributes have been published.
     bool is_complete(gil_token) const noexcept { return complete_ != nullptr; }
 
-    /// The type's dotted name, from the spec.
-    const char* name() const noexcept { return spec_->name; }
+    /// The type's dotted name, from the spec ("?" without a spec).
+    const char* name() const noexcept { return spec_ != nullptr ? spec_->name : "?"; }
 
     // ---------------------------------------------------------------------------------
     // Implementation details follow.
@@ -137,6 +139,17 @@ private:
 };
 
 GILONCE_COLD inline PyTypeObject* lazy_type::get_slow(gil_token gil) {
+    if (spec_ == nullptr) {
+        PyErr_SetString(PyExc_SystemError, "gilonce::lazy_type: constructed with a null PyType_Spec");
+        return nullptr;
+    }
+    for (const class_attribute& attribute : attributes_) {
+        if (attribute.name == nullptr || !attribute.make) {
+            PyErr_Format(PyExc_SystemError, "gilonce::lazy_type %s: a class attribute has %s", spec_->name,
+                         attribute.name == nullptr ? "a null name" : "no factory");
+            return nullptr;
+        }
+    }
     const py_ref* ready = ready_.get_or_try_init(gil, [&] { return create_ready_type(gil); });
     if (ready == nullptr) return nullptr;
     if (complete_ != nullptr) return complete_;  // published while stage 1 released the GIL
