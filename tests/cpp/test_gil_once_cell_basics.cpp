@@ -58,18 +58,18 @@ TEST_CASE("set stores into an empty cell and refuses (destroying the value) when
     CHECK(counted::alive == 0);  // destroyed with the cell: the GIL is held here
 }
 
-TEST_CASE("take empties the cell and hands over the value; reset destroys it") {
+TEST_CASE("take (which invalidates references, said at the call) empties the cell and hands over the value") {
     harness::traced_gil gil;
     counted::alive = 0;
     gil_once_cell<counted> cell{"counted"};
     cell.get_or_init(gil.token(), [] { return counted(7); });
-    std::optional<counted> taken = cell.take(gil.token());
+    std::optional<counted> taken = cell.take(gil.token(), gilonce::invalidates_references);
     REQUIRE(taken);
     CHECK(taken->id == 7);
     CHECK(cell.get(gil.token()) == nullptr);
-    CHECK_FALSE(cell.take(gil.token()));
+    CHECK_FALSE(cell.take(gil.token(), gilonce::invalidates_references));
     cell.get_or_init(gil.token(), [] { return counted(8); });
-    cell.reset(gil.token());
+    (void)cell.take(gil.token(), gilonce::invalidates_references);
     CHECK(cell.get(gil.token()) == nullptr);
     taken.reset();
     CHECK(counted::alive == 0);

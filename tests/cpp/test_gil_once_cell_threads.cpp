@@ -99,7 +99,7 @@ TEST_CASE("two initializers that release the GIL: no deadlock, one Python object
     CHECK(cell.get(gil.token())->attr("built_by").cast<std::string>() == "B");  // first completed write won
     CHECK(weak_to_a().is_none());                    // A's object was released at once
     py::object weak_to_b = py::module_::import("weakref").attr("ref")(*cell.get(gil.token()));
-    cell.reset(gil.token());
+    (void)cell.take(gil.token(), gilonce::invalidates_references);
     CHECK(weak_to_b().is_none());                    // the cell held the only reference
     weak_to_a.release().dec_ref();                   // dropped here, while the GIL is held
 }
@@ -124,7 +124,7 @@ TEST_CASE("two initializers that release the GIL: C API py_ref values, the loser
     CHECK(Py_REFCNT(a_object) == 1);  // only our extra reference: the cell dropped A's
     CHECK(cell.get(gil.token())->get() != a_object);
     Py_DECREF(a_object);
-    cell.reset(gil.token());
+    (void)cell.take(gil.token(), gilonce::invalidates_references);
 }
 
 TEST_CASE("two initializers that release the GIL: C++ values, the loser destroyed") {
@@ -135,7 +135,7 @@ TEST_CASE("two initializers that release the GIL: C++ values, the loser destroye
     REQUIRE(result.seen_by_a == result.seen_by_b);
     CHECK(result.seen_by_a->who == "B");
     CHECK(counted::alive == 1);
-    cell.reset(gil.token());
+    (void)cell.take(gil.token(), gilonce::invalidates_references);
     CHECK(counted::alive == 0);
 }
 
@@ -160,5 +160,5 @@ TEST_CASE("many threads racing on one cell all see the first stored value") {
     harness::traced_gil gil;
     CHECK(builds >= 1);
     for (int i = 0; i < n; ++i) CHECK(seen[i] == cell.get(gil.token()));
-    cell.reset(gil.token());
+    (void)cell.take(gil.token(), gilonce::invalidates_references);
 }

@@ -28,7 +28,7 @@ public:
         return cell_.get_or_init(gil(), [&] { return py::object(init()); });
     }
     py::object take() {
-        std::optional<py::object> v = cell_.take(gil());
+        std::optional<py::object> v = cell_.take(gil(), gilonce::invalidates_references);
         return v ? std::move(*v) : py::none();
     }
     const std::string& name() const { return name_; }

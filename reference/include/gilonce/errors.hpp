@@ -8,6 +8,13 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <exception>
+#include <new>
+
+#if defined(__GLIBCXX__)
+#include <cxxabi.h>  // abi::__forced_unwind
+#endif
+
 namespace gilonce {
 
 /// Replaces the current Python exception with `exception_type(message)`, whose
@@ -33,4 +40,32 @@ inline void raise_from_current(PyObject* exception_type, const char* message) {
     PyErr_Restore(type, value, tb);
 }
 
+namespace detail {
+
+/// Runs `code()` (returning a new reference, or null with a Python exception set) and turns
+/// a C++ exception it throws into a Python one: `MemoryError` for `std::bad_alloc`,
+/// `RuntimeError("C++ exception: <what>")` otherwise, chained from any Python exception
+/// already set. A forced unwind (`pthread_exit`) is never caught: it goes on untouched.
+/// Requires: the GIL is held, and `code` returns or throws with it held.
+template <class Code>
+PyObject* call_reporting_cpp_exceptions(Code&& code) {
+    try {
+        return code();
+#if defined(__GLIBCXX__)
+    } catch (abi::__forced_unwind&) {
+        throw;  // the thread is being torn down without the GIL: no C-API call may follow
+#endif
+    } catch (const std::bad_alloc&) {
+        PyErr_NoMemory();
+    } catch (const std::exception& e) {
+        PyObject* text = PyUnicode_FromFormat("C++ exception: %s", e.what());
+        raise_from_current(PyExc_RuntimeError, text ? PyUnicode_AsUTF8(text) : "C++ exception");
+        Py_XDECREF(text);
+    } catch (...) {
+        raise_from_current(PyExc_RuntimeError, "unknown C++ exception");
+    }
+    return nullptr;
+}
+
+}  // namespace detail
 }  // namespace gilonce

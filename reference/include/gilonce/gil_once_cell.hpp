@@ -17,43 +17,67 @@
 #include <type_traits>
 #include <utility>
 
+#include "compiler.hpp"
+#include "errors.hpp"
+#include "gil_state.hpp"
 #include "gil_token.hpp"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define GILONCE_COLD __attribute__((noinline, cold))
-#elif defined(_MSC_VER)
-#define GILONCE_COLD __declspec(noinline)
-#else
-#define GILONCE_COLD
-#endif
+#include "init_context.hpp"
 
 namespace gilonce {
 
 /// Thrown (or, from `get_or_try_init`, raised as a Python `RuntimeError`) when an
-/// initializer asks, on the same thread, for the value of the cell it is initializing.
-/// Without this check the recursion would never end: it would overflow the stack.
+/// initializer asks, in the same execution context (thread, greenlet or asyncio task), for
+/// the value of the cell it is initializing. Without this check the recursion would never
+/// end: it would overflow the stack.
 class reentrant_init_error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
 
+/// Thrown by `get_or_init` and `set` when the value offered is an empty handle (a null
+/// `py_ref`, `pybind11::object` or `PyObject*`): a cell never stores "full with nothing".
+/// A Python exception set by the initializer (the usual reason for an empty handle) is
+/// left set.
+class empty_value_error : public std::invalid_argument {
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
+/// Tag for `gil_once_cell::take`: the caller states that no reference or pointer obtained
+/// from the cell is still in use, because `take` invalidates every one of them.
+struct invalidates_references_t {
+    explicit constexpr invalidates_references_t() = default;
+};
+/// The value of the tag: `cell.take(gil, gilonce::invalidates_references)`.
+inline constexpr invalidates_references_t invalidates_references{};
+
 /// A cell that is written at most once and read many times, with the GIL as its lock.
 ///
-/// Semantics (each one is tested in tests/cpp/test_gil_once_cell_*.cpp):
+/// Semantics (each one is tested in tests/cpp/test_gil_once_cell_*.cpp and tests/python):
 /// - Never blocks. Every member requires the GIL (a `gil_token`) and takes no other lock.
 /// - If the initializer releases the GIL, another thread that finds the cell empty runs its
 ///   own initializer: **the initializer may run more than once**, concurrently.
 /// - The first initializer to *complete* stores its value. A later one's value is
 ///   destroyed at once, under the GIL (for a Python object: decref'd), and that caller
 ///   gets the stored value. Every caller gets a reference to the same stored value.
-/// - An initializer that fails (throws, or for `get_or_try_init` reports a Python error)
-///   leaves the cell empty; the failure propagates and the next call tries again.
-/// - Re-entrant initialization (the initializer asks for this cell on the same thread) is
-///   an error naming the cell, not a stack overflow and not a hang.
-/// - A stored value is destroyed by the cell's destructor only if the interpreter is still
-///   initialized and this thread holds the GIL. Otherwise (a `static` cell destroyed at
-///   process exit, after `Py_Finalize`) it is deliberately leaked, so no Python object is
-///   ever decref'd after the interpreter is gone.
+/// - An initializer that fails (throws, or for `get_or_try_init` reports a Python error,
+///   or returns an empty handle) leaves the cell empty; the failure propagates and the next
+///   call tries again.
+/// - Re-entrant initialization (the initializer asks for this cell in its own execution
+///   context) is an error naming the cell, not a stack overflow and not a hang. The
+///   context is Python's: a thread, a greenlet or an asyncio task each have their own, so a
+///   greenlet that switches away inside an initializer lets another greenlet compute the
+///   value too (as another thread would), and greenlets may finish in any order. Code that
+///   recurses through a brand-new `contextvars.Context()` escapes the check.
+/// - Destruction: the stored value is destroyed by the cell's destructor if the calling
+///   thread holds the GIL of a live interpreter (checked on the thread state, so it is also
+///   right while Py_FinalizeEx clears modules: a cell in module state releases its object
+///   in `m_clear`/`m_free`). Otherwise the value is deliberately leaked: a `static` cell
+///   destroyed at process exit, after Py_Finalize, never decrefs a Python object. (pybind11
+///   never destroys such storage at all; gilonce destroys when it is safe because the same
+///   cell is also used in module state, which must release what it holds.)
+/// - A thread ended by `pthread_exit` inside an initializer (a daemon thread during
+///   Py_Finalize, CPython 3.11-3.13) unwinds through the cell without calling the C API.
 /// - Fast path on a full cell: one load and a branch, inlined. No atomic read-modify-write,
 ///   no lock, no thread-id lookup: the GIL already orders every write before every read.
 ///
@@ -71,8 +95,9 @@ public:
 ///   }
 /// @endcode
 ///
-/// @tparam T the stored type: a C++ value, `gilonce::py_ref`, or `pybind11::object`.
-///         Its destructor must be safe to run with the GIL held.
+/// @tparam T the stored type: a C++ value, `gilonce::py_ref`, `pybind11::object`, or
+///         `PyObject*` (a reference the cell never releases). Its destructor must be safe
+///         to run with the GIL held.
 template <class T>
 class gil_once_cell {
 public:
@@ -83,6 +108,8 @@ public:
         : name_(name != nullptr ? name : "gilonce::gil_once_cell") {}
     gil_once_cell(const gil_once_cell&) = delete;
     gil_once_cell& operator=(const gil_once_cell&) = delete;
+    /// Destroys the value if this thread holds the GIL of a live interpreter, else leaks
+    /// it (see the class comment).
     ~gil_once_cell();
 
     /// The name given at construction.
@@ -96,13 +123,16 @@ public:
     /// Requires: the GIL is held.
     /// Returns: true if stored; false if the cell was already full, in which case `value`
     /// is destroyed before returning, under the GIL.
+    /// Throws: `empty_value_error` if `value` is an empty handle (nothing is stored).
     bool set(gil_token, T value);
 
     /// Returns the stored value, first running `init()` (returning T) if the cell is empty.
     /// Requires: the GIL is held. `init` may release and re-acquire the GIL.
-    /// Returns: a reference to the stored value, valid until `take`/`reset` or destruction.
+    /// Returns: a reference to the stored value, valid until the cell is destroyed or
+    /// `take` is called (which the caller must then make sure no one else holds).
     /// Throws: whatever `init` throws (the cell stays empty); `reentrant_init_error` if
-    /// `init`, on this thread, asks for this cell again.
+    /// `init`, in its own context, asks for this cell again; `empty_value_error` if `init`
+    /// returns an empty handle (the cell stays empty; a Python exception `init` set stays).
     /// `init` may run more than once, on several threads: see the class comment.
     template <class F>
     const T& get_or_init(gil_token gil, F&& init) {
@@ -114,57 +144,52 @@ public:
     /// `std::nullopt` with a Python exception set to report failure.
     /// Requires: the GIL is held and no Python exception is set on entry.
     /// Returns: the stored value; or null with a Python exception set when `init` failed
-    /// (its exception; a `SystemError` if it failed without setting one or set one and
-    /// still returned a value) or when the call is re-entrant (a `RuntimeError` naming the
-    /// cell). The cell stays empty on failure and the next call retries.
-    /// C++ exceptions thrown by `init` propagate, as in `get_or_init`.
+    /// (its exception; a `SystemError` if it failed without setting one, set one and still
+    /// returned a value, or returned an empty handle) or when the call is re-entrant (a
+    /// `RuntimeError` naming the cell). The cell stays empty on failure and the next call
+    /// retries. C++ exceptions thrown by `init` propagate, as in `get_or_init`.
     template <class F>
     const T* get_or_try_init(gil_token gil, F&& init) {
-        if (full_) return &slot_.value;
+        if (full_) return &slot_.value;  // the fast path: a load and a branch
         return get_or_try_init_slow(gil, std::forward<F>(init));
     }
 
-    /// Empties the cell and hands the value to the caller (for tests and for re-creating
-    /// state after `Py_Finalize`). Requires: the GIL is held.
-    std::optional<T> take(gil_token);
-
-    /// Empties the cell, destroying the value under the GIL. Requires: the GIL is held.
-    void reset(gil_token gil) { (void)take(gil); }
+    /// Empties the cell and hands the value to the caller (for tests, and for state that
+    /// is rebuilt by its one owner). Every reference and pointer that `get`, `get_or_init`
+    /// or `get_or_try_init` returned is invalidated: the tag says the caller knows that no
+    /// one still uses one (PyO3 asks for exclusive access, `&mut self`, for the same
+    /// reason; C++ cannot check it, so the call site must say it).
+    /// Requires: the GIL is held.
+    std::optional<T> take(gil_token, invalidates_references_t);
 
     // ---------------------------------------------------------------------------------
     // Implementation details follow.
 private:
-    // The cells being initialized by this thread form a stack of frames that live on the
-    // initializing calls' own stack frames: re-entrancy detection costs no allocation,
-    // and it is only consulted on the slow path.
-    struct init_frame {
-        const void* cell;
-        init_frame* outer;
-    };
-    static init_frame*& innermost_frame() noexcept {
-        static thread_local init_frame* innermost = nullptr;
-        return innermost;
+    // Whether `value` is an empty handle: a null py_ref/pybind11 object/PyObject*. Any
+    // other T (an int, a std::string) is never "empty": 0 and "" are values.
+    template <class U>
+    static auto is_empty_handle(const U& value, int) -> decltype(value.ptr() == nullptr) {
+        return value.ptr() == nullptr;  // pybind11::handle and its subclasses
     }
-    class init_frame_guard {
-    public:
-        explicit init_frame_guard(const void* cell) noexcept
-            : frame_{cell, innermost_frame()} { innermost_frame() = &frame_; }
-        ~init_frame_guard() { innermost_frame() = frame_.outer; }
-        init_frame_guard(const init_frame_guard&) = delete;
-        init_frame_guard& operator=(const init_frame_guard&) = delete;
-    private:
-        init_frame frame_;
-    };
-    bool this_thread_is_initializing() const noexcept {
-        for (init_frame* f = innermost_frame(); f != nullptr; f = f->outer)
-            if (f->cell == this) return true;
-        return false;
+    template <class U>
+    static auto is_empty_handle(const U& value, long)
+        -> std::enable_if_t<std::is_convertible_v<decltype(value.get()), PyObject*>, bool> {
+        return value.get() == nullptr;  // gilonce::py_ref
     }
-    std::string reentry_message() const {
-        return std::string("gil_once_cell '") + name_ +
-               "': re-entrant initialization (its initializer asked, on the same thread, "
-               "for the value it is computing)";
+    template <class U>
+    static bool is_empty_handle(const U& value, ...) {
+        if constexpr (std::is_convertible_v<U, const PyObject*> && std::is_pointer_v<U>)
+            return value == nullptr;
+        else
+            return false;
     }
+    std::string message(const char* what) const {
+        return std::string("gil_once_cell '") + name_ + "': " + what;
+    }
+    static constexpr const char* reentry_text =
+        "re-entrant initialization (its initializer asked, in its own thread or greenlet, "
+        "for the value it is computing)";
+    static constexpr const char* empty_text = "initializer returned an empty handle";
 
     template <class F>
     GILONCE_COLD const T& get_or_init_slow(gil_token gil, F&& init);
@@ -174,6 +199,22 @@ private:
     void store(T&& value) {
         ::new (static_cast<void*>(&slot_.value)) T(std::move(value));
         full_ = true;
+    }
+    // The current Python exception as a C++ one (C++ flavour), or as a chained
+    // SystemError (C API flavour), for failures of the context record itself (memory).
+    [[noreturn]] void throw_record_failure() const {
+        std::string why = "unknown error";
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (PyObject* text = value ? PyObject_Str(value) : nullptr) {
+            if (const char* utf8 = PyUnicode_AsUTF8(text)) why = utf8;
+            Py_DECREF(text);
+        }
+        PyErr_Clear();
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        throw std::runtime_error(message("cannot record the initialization: ") + why);
     }
 
     union slot {
@@ -192,21 +233,23 @@ template <class T>
 gil_once_cell<T>::~gil_once_cell() {
     if (!full_) return;
     if constexpr (!std::is_trivially_destructible_v<T>) {
-        // Py_IsInitialized() first: PyGILState_Check() is meaningless after finalization.
-        if (Py_IsInitialized() && PyGILState_Check()) slot_.value.~T();
+        // Not Py_IsInitialized(): it is already false while Py_FinalizeEx clears modules,
+        // when module state must still release its objects.
+        if (detail::this_thread_holds_the_gil()) slot_.value.~T();
         // else: leaked on purpose (see the class comment).
     }
 }
 
 template <class T>
 bool gil_once_cell<T>::set(gil_token, T value) {
+    if (is_empty_handle(value, 0)) throw empty_value_error(message(empty_text));
     if (full_) return false;  // `value` is destroyed here, with the GIL held
     store(std::move(value));
     return true;
 }
 
 template <class T>
-std::optional<T> gil_once_cell<T>::take(gil_token) {
+std::optional<T> gil_once_cell<T>::take(gil_token, invalidates_references_t) {
     if (!full_) return std::nullopt;
     std::optional<T> out(std::move(slot_.value));
     slot_.value.~T();
@@ -217,50 +260,53 @@ std::optional<T> gil_once_cell<T>::take(gil_token) {
 template <class T>
 template <class F>
 const T& gil_once_cell<T>::get_or_init_slow(gil_token, F&& init) {
-    if (this_thread_is_initializing()) throw reentrant_init_error(reentry_message());
-    T value = [&] {
-        init_frame_guard frame(this);
-        return std::forward<F>(init)();  // may release the GIL: other threads may run
-    }();
+    const int reentrant = detail::context_is_initializing(this);
+    if (reentrant < 0) throw_record_failure();
+    if (reentrant) throw reentrant_init_error(message(reentry_text));
+    std::optional<T> value;
+    {
+        detail::initializing_scope scope(this);  // ends before a losing `value` is released
+        if (!scope.ok()) throw_record_failure();
+        // May release the GIL: other threads (or greenlets) may run, and may fill the cell.
+        value.emplace(detail::call_user_code(std::forward<F>(init), [&] { scope.abandon(); }));
+    }
+    if (is_empty_handle(*value, 0)) throw empty_value_error(message(empty_text));
     // The GIL is held again. If another initializer completed meanwhile, it won: `value`
-    // is destroyed at the end of this scope, under the GIL.
-    if (!full_) store(std::move(value));
+    // is destroyed at the end of this function, under the GIL.
+    if (!full_) store(std::move(*value));
     return slot_.value;
 }
 
 template <class T>
 template <class F>
 const T* gil_once_cell<T>::get_or_try_init_slow(gil_token, F&& init) {
-    if (this_thread_is_initializing()) {
-        PyErr_SetString(PyExc_RuntimeError, reentry_message().c_str());
+    const int reentrant = detail::context_is_initializing(this);
+    if (reentrant < 0) return nullptr;
+    if (reentrant) {
+        PyErr_SetString(PyExc_RuntimeError, message(reentry_text).c_str());
         return nullptr;
     }
-    std::optional<T> value = [&] {
-        init_frame_guard frame(this);
-        return std::optional<T>(std::forward<F>(init)());
+    bool recorded = false;
+    std::optional<T> value = [&]() -> std::optional<T> {
+        detail::initializing_scope scope(this);  // ends before a losing `value` is released
+        if (!(recorded = scope.ok())) return std::nullopt;
+        return detail::call_user_code([&] { return std::optional<T>(std::forward<F>(init)()); },
+                                      [&] { scope.abandon(); });
     }();
+    if (!recorded) return nullptr;  // the record's Python error is set
     if (!value) {
         if (!PyErr_Occurred())
-            PyErr_Format(PyExc_SystemError,
-                         "gil_once_cell '%s': initializer failed without setting an exception",
-                         name_);
+            PyErr_SetString(PyExc_SystemError, message("initializer failed without setting an exception").c_str());
         return nullptr;
     }
     if (PyErr_Occurred()) {
         value.reset();  // a half-failed initializer: discard its value, report the error
-        PyObject *type, *val, *tb;
-        PyErr_Fetch(&type, &val, &tb);
-        PyErr_NormalizeException(&type, &val, &tb);
-        PyErr_Format(PyExc_SystemError,
-                     "gil_once_cell '%s': initializer returned a value with an exception set",
-                     name_);
-        PyObject *type2, *val2, *tb2;
-        PyErr_Fetch(&type2, &val2, &tb2);
-        PyErr_NormalizeException(&type2, &val2, &tb2);
-        PyException_SetCause(val2, val);  // steals `val`
-        Py_XDECREF(type);
-        Py_XDECREF(tb);
-        PyErr_Restore(type2, val2, tb2);
+        raise_from_current(PyExc_SystemError, message("initializer returned a value with an exception set").c_str());
+        return nullptr;
+    }
+    if (is_empty_handle(*value, 0)) {
+        value.reset();
+        PyErr_SetString(PyExc_SystemError, message(empty_text).c_str());
         return nullptr;
     }
     if (!full_) store(std::move(*value));

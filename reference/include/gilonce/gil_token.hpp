@@ -11,6 +11,8 @@
 
 #include <cassert>
 
+#include "gil_state.hpp"
+
 #if defined(Py_GIL_DISABLED)
 #error "gilonce relies on the GIL for mutual exclusion; this is a free-threaded (no-GIL) \
 CPython build, where a GIL-based once-cell is not sound. Use an exactly-once cell that \
@@ -34,11 +36,13 @@ namespace gilonce {
 /// @endcode
 class gil_token {
 public:
-    /// Requires: the calling thread holds the GIL (checked with `PyGILState_Check`
-    /// unless `NDEBUG` is defined).
+    /// Requires: the calling thread holds the GIL. Unless `NDEBUG` is defined, this is
+    /// checked and a violation aborts. The check asks the thread state, not
+    /// `PyGILState_Check()`, which answers 1 on every thread once a sub-interpreter has
+    /// existed (3.11); it is right with sub-interpreters and after Py_Finalize.
     /// Returns: a token for code that runs before this thread next releases the GIL.
     static gil_token assume_held() noexcept {
-        assert(PyGILState_Check() && "gilonce::gil_token::assume_held: the GIL is not held");
+        assert(detail::this_thread_holds_the_gil() && "gilonce::gil_token::assume_held: the GIL is not held");
         return gil_token{};
     }
 
@@ -51,11 +55,18 @@ private:
 /// usual source of a `gil_token`.
 ///
 /// Requires: the interpreter is initialized. The calling thread may or may not hold the
-/// GIL already (the acquisition nests). Must be destroyed on the thread that created it.
+/// GIL already (the acquisition nests). Must be destroyed on the thread that created it,
+/// with the GIL held (anything released inside its scope is taken back first).
+/// During Py_Finalize (CPython 3.11-3.13), a thread that waits for the GIL is ended with
+/// `pthread_exit`, and its stack is unwound without the GIL: this destructor then finds
+/// that the thread holds no GIL and leaves the thread state alone, since releasing it would
+/// touch an interpreter being destroyed by another thread.
 class gil_acquire {
 public:
     gil_acquire() noexcept : state_(PyGILState_Ensure()) {}
-    ~gil_acquire() { PyGILState_Release(state_); }
+    ~gil_acquire() {
+        if (detail::this_thread_holds_the_gil()) PyGILState_Release(state_);
+    }
     gil_acquire(const gil_acquire&) = delete;
     gil_acquire& operator=(const gil_acquire&) = delete;
 

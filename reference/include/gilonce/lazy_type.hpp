@@ -6,24 +6,28 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include <algorithm>
-#include <exception>
+#include <cstring>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
+#include "compiler.hpp"
 #include "errors.hpp"
 #include "gil_once_cell.hpp"
+#include "gil_state.hpp"
 #include "gil_token.hpp"
+#include "init_context.hpp"
 #include "py_ref.hpp"
 
 namespace gilonce {
 
 /// One class attribute of a `lazy_type`: a name and the user code that computes it.
 struct class_attribute {
-    /// The attribute's name. The characters must outlive the `lazy_type` (a literal).
+    /// The attribute's name. The characters must outlive the `lazy_type` (a literal). Not a
+    /// dunder name (`__x__`): those are slots, and a class attribute is a plain value.
     const char* name;
     /// Requires: the GIL is held. Returns a new reference, or null with a Python exception
     /// set; a C++ exception is reported the same way. May release the GIL, and may call
@@ -35,30 +39,58 @@ struct class_attribute {
 /// by user code, in two stages:
 ///
 /// 1. The type is created and readied (`PyType_FromSpecWithBases`), with no class
-///    attributes, inside a `gil_once_cell`. Not re-entrant: if the bases factory asks for
-///    the type, `get` fails with a `RuntimeError` naming the type.
+///    attributes, inside a `gil_once_cell`. If it is to be immutable, it is made immutable
+///    here, before any instance exists and before any Python code can see it. Not
+///    re-entrant: if the bases factory asks for the type, `get` fails with a
+///    `RuntimeError` naming the type.
 /// 2. Every class attribute is computed with no lock held but the GIL (factories may
-///    release it, and may ask for the type), then all are published at once with
-///    `PyObject_SetAttr`, with the GIL held and no Python code running in between.
+///    release it, and may ask for the type), then all are published at once, straight into
+///    the type's dict (as CPython's own `datetime` gives the immutable `timedelta` its
+///    `min` and `max`), with the GIL held and no Python code running in between.
 ///
-/// Contract of `get`, each line tested in tests/cpp/test_lazy_type.cpp:
+/// Contract of `get`, each line tested in tests/cpp/test_lazy_type*.cpp and
+/// tests/python/test_lazy_type.py:
 /// - Never blocks; takes no lock but the GIL.
-/// - Every caller gets the same type object. A caller only ever gets it complete, with
-///   every class attribute, except one: a call from a class-attribute factory, on the
-///   thread computing the attributes, gets the ready type early (to create instances).
-/// - If stage 2 releases the GIL, other threads compute their own attributes meanwhile:
+/// - Every caller gets the same type object. `get` returns it complete, with every class
+///   attribute, to every caller but one: a call made while a factory runs, in the execution
+///   context (thread, greenlet, asyncio task) computing the attributes, gets the ready type
+///   early, to create instances. Another greenlet on the same thread is another caller.
+/// - Who else can see the incomplete type: while stage 2 runs, Python code (the factories'
+///   own, and any thread's when a factory releases the GIL) can reach the type without
+///   `get`: through the instances the factories create (`type(obj)`), through its bases'
+///   `__subclasses__()`, and through the garbage collector (`gc.get_objects()`,
+///   `gc.get_referrers()`). Such code may read the type (the class attributes are still
+///   missing), create instances and subclass it. It cannot change an immutable type: it is
+///   immutable from stage 1, so setting or deleting an attribute, and assigning
+///   `__class__` to or from it, raise `TypeError`; nothing but the class attributes is ever
+///   added to it. A type made with `immutable = false` is an ordinary mutable class from
+///   stage 1 on, and publication overwrites only the class attributes' names.
+/// - If stage 2 releases the GIL, other callers compute their own attributes meanwhile:
 ///   factories may run more than once. The first complete set is published, once; the
 ///   others are released at once, under the GIL.
 /// - A failing factory: `get` returns null with `RuntimeError("cannot compute class
 ///   attribute <type>.<attribute>")` set, the factory's error as `__cause__`. Nothing is
-///   published, and the next call (on any thread) computes the attributes again.
-/// - Immutable by default: once published, the type gets `Py_TPFLAGS_IMMUTABLETYPE`
-///   (Python 3.10+), so `Color.RED = ...` and `del Color.RED` raise `TypeError`.
-///   Subclasses made in Python are ordinary, mutable classes.
+///   published, and the next call (in any context) computes the attributes again. A failing
+///   bases factory: `RuntimeError("cannot compute the bases of <type>")`, likewise. A C++
+///   exception from either becomes `RuntimeError("C++ exception: <what>")` (or
+///   `MemoryError`) as that cause: no C++ exception escapes `get`.
+/// - Immutable (the default, Python 3.10+): `Py_TPFLAGS_IMMUTABLETYPE`, on 3.14+ set by
+///   `PyType_Freeze`, before any instance exists (as its documentation requires); on
+///   3.10-3.13 by creating the type from a copy of the spec with the flag added, which is
+///   how CPython's own modules make immutable types. Its bases must be immutable too
+///   (`PyType_Freeze`'s rule, applied on every version): a mutable base would let
+///   attributes appear on the type through the back door, so it is a `TypeError`. A spec
+///   that already carries the flag is used as it is. Subclasses made in Python are
+///   ordinary, mutable classes.
 /// - Fast path once complete: one load and a branch, inlined.
-/// - The `lazy_type` owns one reference to the type, held in a `gil_once_cell`: a
-///   `static` lazy_type keeps the type for the life of the process and never touches it
-///   after `Py_Finalize` (see `gil_once_cell`'s destructor).
+/// - A thread ended by `pthread_exit` while a factory runs (a daemon thread during
+///   Py_Finalize, CPython 3.11-3.13) unwinds through `get` with no Python C-API call: the
+///   attributes it had computed are leaked, not decref'd without the GIL.
+/// - Lifetime: the `lazy_type` owns one reference to the type (in a `gil_once_cell`) and
+///   its factories (which may own Python objects). Its destructor releases them if the
+///   destroying thread holds the GIL of a live interpreter (module state, cleared while
+///   the interpreter runs) and leaks them otherwise (a `static` destroyed at process exit,
+///   after Py_Finalize): no Python object is ever touched after the interpreter is gone.
 ///
 /// Example:
 /// @code
@@ -66,7 +98,7 @@ struct class_attribute {
 ///                                    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, color_slots};
 ///   static gilonce::lazy_type color_type(&color_spec, {
 ///       {"RED", [](gilonce::gil_token gil) -> PyObject* {
-///            PyTypeObject* type = color_type.get(gil);   // early, on this thread
+///            PyTypeObject* type = color_type.get(gil);   // early, in this context
 ///            return type ? PyObject_CallFunction((PyObject*)type, "s", "red") : nullptr;
 ///        }},
 ///   });
@@ -81,19 +113,29 @@ public:
     /// `spec->name` as the type's `tp_name`): a `static` spec. `make_bases`, if given,
     /// runs in stage 1 and returns a new reference to a base type or a tuple of bases
     /// (or null with a Python exception set); it must not ask for this type.
-    /// `immutable`: set `Py_TPFLAGS_IMMUTABLETYPE` once the attributes are published.
-    /// Misuse (a null `spec`, an attribute with a null name or no factory) is reported by
-    /// `get` as a `SystemError` naming the problem, not a crash.
+    /// `immutable`: make the type immutable in stage 1 (see the class comment).
+    /// Misuse (a null `spec`, an attribute with a null or dunder name, no factory, or a name
+    /// the spec already defines) is reported by `get` as a `SystemError` naming the
+    /// problem, not a crash.
     lazy_type(PyType_Spec* spec, std::vector<class_attribute> attributes,
               std::function<PyObject*(gil_token)> make_bases = {}, bool immutable = true)
-        : spec_(spec), attributes_(std::move(attributes)), make_bases_(std::move(make_bases)),
-          immutable_(immutable), ready_(spec != nullptr ? spec->name : nullptr) {}
+        : spec_(spec),
+          code_(new user_code{std::move(attributes), std::move(make_bases)}),
+          immutable_(immutable),
+          ready_(spec != nullptr ? spec->name : nullptr) {}
     lazy_type(const lazy_type&) = delete;
     lazy_type& operator=(const lazy_type&) = delete;
+    /// Releases the factories if this thread holds the GIL of a live interpreter; leaks
+    /// them otherwise (they may own Python objects). The type: see `gil_once_cell`.
+    ~lazy_type() {
+        if (detail::this_thread_holds_the_gil()) delete code_;
+        // else: leaked on purpose, like a static cell's value after Py_Finalize.
+    }
 
     /// Requires: the GIL is held.
     /// Returns: a borrowed reference to the complete type (see the class comment for the
-    /// one early exception), or null with a Python exception set.
+    /// one early exception), or null with a Python exception set. Throws nothing but a
+    /// forced unwind (`pthread_exit`), which it lets through.
     PyTypeObject* get(gil_token gil) {
         if (complete_ != nullptr) return complete_;  // the fast path: a load and a branch
         return get_slow(gil);
@@ -108,65 +150,64 @@ public:
     // ---------------------------------------------------------------------------------
     // Implementation details follow.
 private:
+    struct user_code {
+        std::vector<class_attribute> attributes;
+        std::function<PyObject*(gil_token)> make_bases;
+    };
     using computed = std::vector<std::pair<const char*, py_ref>>;
 
     PyTypeObject* get_slow(gil_token gil);  // GILONCE_COLD: kept out of the inlined fast path
+    PyTypeObject* get_slow_unguarded(gil_token gil);
+    bool check_user_code() const;
     std::optional<py_ref> create_ready_type(gil_token gil);
-    bool publish(PyObject* type, const computed& values);
-    bool this_thread_is_computing() const;
-
-    // Registers the calling thread as computing class attributes for as long as it lives,
-    // so that every exit path, error or not, removes the record.
-    class computing_record {
-    public:
-        explicit computing_record(std::vector<std::thread::id>& threads)
-            : threads_(threads), id_(std::this_thread::get_id()) { threads_.push_back(id_); }
-        ~computing_record() { threads_.erase(std::find(threads_.begin(), threads_.end(), id_)); }
-        computing_record(const computing_record&) = delete;
-        computing_record& operator=(const computing_record&) = delete;
-    private:
-        std::vector<std::thread::id>& threads_;
-        std::thread::id id_;
-    };
+    py_ref make_bases(gil_token gil);
+    bool bases_are_immutable(PyObject* bases) const;
+    bool make_immutable(PyTypeObject* type) const;
+    using replaced_values = std::vector<std::pair<py_ref, py_ref>>;  // (name, old value)
+    bool publish(PyTypeObject* type, const computed& values, replaced_values& replaced);
+    static bool is_dunder(const char* name) {
+        const std::size_t n = std::strlen(name);
+        return n > 4 && std::strncmp(name, "__", 2) == 0 && std::strcmp(name + n - 2, "__") == 0;
+    }
+    // The key of "this context is computing the attributes" in the context record.
+    const void* stage_two_key() const noexcept { return &complete_; }
 
     PyType_Spec* spec_;
-    std::vector<class_attribute> attributes_;
-    std::function<PyObject*(gil_token)> make_bases_;
+    user_code* code_;                  // owned; leaked when destroyed without the GIL
     bool immutable_;
-    gil_once_cell<py_ref> ready_;                   // stage 1: the ready type
-    std::vector<std::thread::id> computing_threads_;  // stage 2 in progress; GIL-guarded
-    PyTypeObject* complete_ = nullptr;              // set once published; GIL-guarded
+    gil_once_cell<py_ref> ready_;      // stage 1: the ready type
+    PyTypeObject* complete_ = nullptr;  // set once published; GIL-guarded
 };
 
+// No C++ exception leaves `get`: a bad_alloc in the bookkeeping becomes a MemoryError.
 GILONCE_COLD inline PyTypeObject* lazy_type::get_slow(gil_token gil) {
-    if (spec_ == nullptr) {
-        PyErr_SetString(PyExc_SystemError, "gilonce::lazy_type: constructed with a null PyType_Spec");
-        return nullptr;
-    }
-    for (const class_attribute& attribute : attributes_) {
-        if (attribute.name == nullptr || !attribute.make) {
-            PyErr_Format(PyExc_SystemError, "gilonce::lazy_type %s: a class attribute has %s", spec_->name,
-                         attribute.name == nullptr ? "a null name" : "no factory");
-            return nullptr;
-        }
-    }
+    return reinterpret_cast<PyTypeObject*>(
+        detail::call_reporting_cpp_exceptions([&] { return reinterpret_cast<PyObject*>(get_slow_unguarded(gil)); }));
+}
+
+inline PyTypeObject* lazy_type::get_slow_unguarded(gil_token gil) {
+    if (!check_user_code()) return nullptr;
     const py_ref* ready = ready_.get_or_try_init(gil, [&] { return create_ready_type(gil); });
     if (ready == nullptr) return nullptr;
     if (complete_ != nullptr) return complete_;  // published while stage 1 released the GIL
     auto* type = reinterpret_cast<PyTypeObject*>(ready->get());
-    if (this_thread_is_computing()) return type;  // a factory creating an instance: early
+    const int computing = detail::context_is_initializing(stage_two_key());
+    if (computing < 0) return nullptr;
+    if (computing) return type;  // a factory creating an instance: the early exception
 
-    computing_record record(computing_threads_);
     computed values;
-    for (const class_attribute& attribute : attributes_) {
-        py_ref value;
-        try {
-            value = py_ref::steal(attribute.make(gil));  // may release the GIL, may re-enter
-        } catch (const std::exception& e) {
-            PyErr_Format(PyExc_RuntimeError, "C++ exception: %s", e.what());
-        } catch (...) {
-            PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception");
-        }
+    values.reserve(code_->attributes.size());  // no allocation between factories and publish
+    detail::initializing_scope scope(stage_two_key());
+    if (!scope.ok()) return nullptr;
+    // A thread torn down inside a factory holds no GIL: leak what it computed.
+    auto abandon = [&]() noexcept {
+        scope.abandon();
+        for (auto& value : values) (void)value.second.release();
+    };
+    for (const class_attribute& attribute : code_->attributes) {
+        py_ref value = py_ref::steal(detail::call_user_code(
+            [&] { return detail::call_reporting_cpp_exceptions([&] { return attribute.make(gil); }); },
+            abandon));  // may release the GIL, may re-enter `get`
         if (!value) {
             const std::string what = std::string("cannot compute class attribute ") + spec_->name + "." +
                                      attribute.name;
@@ -177,48 +218,138 @@ GILONCE_COLD inline PyTypeObject* lazy_type::get_slow(gil_token gil) {
     }
     // From here to the return the GIL is held and no Python code runs: checking and
     // publishing are one step for every other thread.
-    if (complete_ != nullptr) return complete_;  // another thread won; `values` released
-    if (!publish(ready->get(), values)) return nullptr;
+    if (complete_ != nullptr) return complete_;  // another caller won; `values` released
+    replaced_values replaced;  // released after `complete_` is set: a __del__ sees it complete
+    if (!publish(type, values, replaced)) return nullptr;
     complete_ = type;
     return complete_;
 }
 
-inline std::optional<py_ref> lazy_type::create_ready_type(gil_token gil) {
-    py_ref bases;
-    if (make_bases_) {
-        bases = py_ref::steal(make_bases_(gil));
-        if (!bases) return std::nullopt;
+inline bool lazy_type::check_user_code() const {
+    if (spec_ == nullptr) {
+        PyErr_SetString(PyExc_SystemError, "gilonce::lazy_type: constructed with a null PyType_Spec");
+        return false;
     }
-    auto type = py_ref::steal(PyType_FromSpecWithBases(spec_, bases.get()));
-    if (!type) return std::nullopt;
-    return type;
-}
-
-// Sets every attribute (PyObject_SetAttr on a type also invalidates the type attribute
-// cache). All or none: on failure, removes what it set and keeps the first error.
-inline bool lazy_type::publish(PyObject* type, const computed& values) {
-    for (std::size_t i = 0; i < values.size(); ++i) {
-        if (PyObject_SetAttrString(type, values[i].first, values[i].second.get()) < 0) {
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            for (std::size_t j = 0; j < i; ++j)
-                if (PyObject_DelAttrString(type, values[j].first) < 0) PyErr_Clear();
-            PyErr_Restore(t, v, tb);
+    for (const class_attribute& attribute : code_->attributes) {
+        const char* problem = attribute.name == nullptr ? "a class attribute has a null name"
+                              : !attribute.make         ? "a class attribute has no factory"
+                              : is_dunder(attribute.name) ? "a class attribute has a dunder name"
+                                                          : nullptr;
+        if (problem != nullptr) {
+            if (attribute.name != nullptr)
+                PyErr_Format(PyExc_SystemError, "gilonce::lazy_type %s: %s (%s)", spec_->name, problem, attribute.name);
+            else
+                PyErr_Format(PyExc_SystemError, "gilonce::lazy_type %s: %s", spec_->name, problem);
             return false;
         }
     }
-#if PY_VERSION_HEX >= 0x030A0000
-    if (immutable_) {
-        reinterpret_cast<PyTypeObject*>(type)->tp_flags |= Py_TPFLAGS_IMMUTABLETYPE;
-        PyType_Modified(reinterpret_cast<PyTypeObject*>(type));
-    }
-#endif
     return true;
 }
 
-inline bool lazy_type::this_thread_is_computing() const {
-    return std::find(computing_threads_.begin(), computing_threads_.end(),
-                     std::this_thread::get_id()) != computing_threads_.end();
+// Stage 1. Runs inside the `ready_` cell: at most one result is kept.
+inline std::optional<py_ref> lazy_type::create_ready_type(gil_token gil) {
+    py_ref bases = make_bases(gil);
+    if (code_->make_bases && !bases) return std::nullopt;
+    if (immutable_ && bases && !bases_are_immutable(bases.get())) return std::nullopt;  // before creation
+    const bool spec_immutable = (spec_->flags & Py_TPFLAGS_IMMUTABLETYPE) != 0;
+    PyType_Spec spec = *spec_;  // only the name's characters are kept by the type
+#if PY_VERSION_HEX < 0x030E0000
+    if (immutable_) spec.flags |= Py_TPFLAGS_IMMUTABLETYPE;  // 3.10-3.13: CPython's own way
+#endif
+    // Creating the type may run Python code (a collection's finalizers) that releases the GIL.
+    PyObject* raw = detail::call_user_code([&] { return PyType_FromSpecWithBases(&spec, bases.get()); },
+                                           [&]() noexcept { (void)bases.release(); });
+    py_ref type = py_ref::steal(raw);
+    if (!type) return std::nullopt;
+    auto* type_object = reinterpret_cast<PyTypeObject*>(type.get());
+    // Again on the type: the spec's own Py_tp_base/Py_tp_bases slots may have given them.
+    if ((immutable_ || spec_immutable) && !bases_are_immutable(type_object->tp_bases)) return std::nullopt;
+    if (immutable_ && !make_immutable(type_object)) return std::nullopt;
+    for (const class_attribute& attribute : code_->attributes) {
+        py_ref name = py_ref::steal(PyUnicode_FromString(attribute.name));
+        const int defined = name ? PyDict_Contains(type_object->tp_dict, name.get()) : -1;
+        if (defined != 0) {
+            if (defined > 0)
+                PyErr_Format(PyExc_SystemError,
+                             "gilonce::lazy_type %s: class attribute %s would replace what the spec defines",
+                             spec_->name, attribute.name);
+            return std::nullopt;
+        }
+    }
+    return type;
+}
+
+// The bases factory, its errors named after the type. Empty with no factory.
+inline py_ref lazy_type::make_bases(gil_token gil) {
+    if (!code_->make_bases) return py_ref();
+    py_ref bases = py_ref::steal(detail::call_user_code(
+        [&] { return detail::call_reporting_cpp_exceptions([&] { return code_->make_bases(gil); }); },
+        [] {}));
+    if (!bases) {
+        const std::string what = std::string("cannot compute the bases of ") + spec_->name;
+        raise_from_current(PyExc_RuntimeError, what.c_str());
+    }
+    return bases;
+}
+
+// PyType_Freeze's rule: an immutable type's bases are immutable, or attributes could be
+// added to the type through them.
+// `bases`: a type or a tuple of types (anything else is left to PyType_FromSpecWithBases).
+inline bool lazy_type::bases_are_immutable(PyObject* bases) const {
+    const bool one = PyType_Check(bases);
+    const Py_ssize_t n = one ? 1 : PyTuple_Check(bases) ? PyTuple_GET_SIZE(bases) : 0;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* item = one ? bases : PyTuple_GET_ITEM(bases, i);
+        if (!PyType_Check(item)) continue;
+        auto* base = reinterpret_cast<PyTypeObject*>(item);
+        if (!PyType_HasFeature(base, Py_TPFLAGS_IMMUTABLETYPE)) {
+            PyErr_Format(PyExc_TypeError, "gilonce::lazy_type %s: an immutable type needs immutable bases, and %s is mutable",
+                         spec_->name, base->tp_name);
+            return false;
+        }
+    }
+    return true;
+}
+
+inline bool lazy_type::make_immutable(PyTypeObject* type) const {
+#if PY_VERSION_HEX >= 0x030E0000
+    // No instance exists and no Python code has seen the type: PyType_Freeze's rule holds.
+    return PyType_HasFeature(type, Py_TPFLAGS_IMMUTABLETYPE) || PyType_Freeze(type) == 0;
+#else
+    (void)type;  // created immutable from the spec copy
+    return true;
+#endif
+}
+
+// Inserts every value into the type's dict (the only way into an immutable type, and the
+// way CPython's datetime publishes timedelta.min), then invalidates the type's caches. All
+// or none: on failure, takes out what it put in, restores what was there, keeps the first
+// error. Values it replaces (a mutable type changed during stage 2) go to `replaced`, which
+// the caller releases after publication, so no Python code (a __del__) runs in between.
+inline bool lazy_type::publish(PyTypeObject* type, const computed& values, replaced_values& replaced) {
+    PyObject* dict = type->tp_dict;  // a heap type's own dict, on every version
+    replaced.reserve(values.size());
+    std::size_t inserted = 0;
+    bool ok = true;
+    for (; inserted < values.size(); ++inserted) {
+        py_ref name = py_ref::steal(PyUnicode_InternFromString(values[inserted].first));
+        if (!name) { ok = false; break; }
+        py_ref old = py_ref::borrow(PyDict_GetItemWithError(dict, name.get()));
+        if (!old && PyErr_Occurred()) { ok = false; break; }
+        if (PyDict_SetItem(dict, name.get(), values[inserted].second.get()) < 0) { ok = false; break; }
+        replaced.emplace_back(std::move(name), std::move(old));
+    }
+    if (!ok) {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        for (auto& [name, old] : replaced) {
+            const int undone = old ? PyDict_SetItem(dict, name.get(), old.get()) : PyDict_DelItem(dict, name.get());
+            if (undone < 0) PyErr_Clear();
+        }
+        PyErr_Restore(t, v, tb);
+    }
+    PyType_Modified(type);  // the attribute cache and specializations must see the new dict
+    return ok;
 }
 
 }  // namespace gilonce
