@@ -1,0 +1,101 @@
+// fork() while another thread is inside stage 2 of a lazy_type: the child process has only
+// the forking thread, and glibc hands a new thread in the child the id (pthread_t) of a
+// thread that existed in the parent. The child must neither hand out the type without its
+// class attributes nor take its new thread for the one that was computing them.
+#include <catch2/catch.hpp>
+
+#include <gilonce/gilonce.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "harness/event.hpp"
+#include "harness/watchdog.hpp"
+
+using harness::scenario_result;
+
+namespace {
+
+harness::event computing("A is computing the class attributes, without the GIL");
+harness::event forked("the process was forked");
+std::atomic<int> factory_calls{0};
+
+PyType_Slot plain_slots[] = {{0, nullptr}};
+PyType_Spec spec = {"forktest.Forked", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
+gilonce::lazy_type forked_type(&spec, {
+    {"VALUE", [](gilonce::gil_token) -> PyObject* {
+         if (factory_calls++ == 0) {  // thread A, in the parent: stays in stage 2 across the fork
+             Py_BEGIN_ALLOW_THREADS
+             computing.set();
+             forked.wait();
+             Py_END_ALLOW_THREADS
+         }
+         return PyLong_FromLong(42);
+     }},
+});
+
+std::string thread_id_text(std::thread::id id) {
+    std::ostringstream out;
+    out << id;
+    return out.str();
+}
+
+// In the forked child: a new thread asks for the type. Exit status 0: complete; 1: without
+// its attribute; 2: an error. Prints the new thread's id.
+[[noreturn]] void child_asks_for_the_type() {
+    PyOS_AfterFork_Child();
+    PyEval_SaveThread();
+    int status = 2;
+    std::thread([&] {
+        std::fprintf(stderr, "child thread id %s\n", thread_id_text(std::this_thread::get_id()).c_str());
+        gilonce::gil_acquire gil;
+        PyTypeObject* type = forked_type.get(gil.token());
+        if (type == nullptr) {
+            PyErr_Print();
+            return;
+        }
+        status = PyObject_HasAttrString(reinterpret_cast<PyObject*>(type), "VALUE") ? 0 : 1;
+    }).join();
+    std::fflush(stderr);
+    _exit(status);
+}
+
+}  // namespace
+
+TEST_CASE("fork: a child never gets the type without its class attributes, nor takes a new thread for the computing one") {
+    auto out = harness::run_in_child([] {
+        std::string a_id;
+        std::thread a([&] {
+            a_id = thread_id_text(std::this_thread::get_id());
+            gilonce::gil_acquire gil;
+            (void)forked_type.get(gil.token());
+        });
+        computing.wait();
+        PyGILState_STATE state = PyGILState_Ensure();
+        PyOS_BeforeFork();
+        const pid_t pid = fork();
+        if (pid == 0) child_asks_for_the_type();
+        PyOS_AfterFork_Parent();
+        PyGILState_Release(state);
+        forked.set();
+        a.join();
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid) return scenario_result::fail("fork or waitpid failed");
+        std::fprintf(stderr, "parent thread A id %s\n", a_id.c_str());
+        if (!WIFEXITED(status)) return scenario_result::fail("the forked child crashed");
+        switch (WEXITSTATUS(status)) {
+            case 0: return scenario_result::pass("the child's new thread computed and got the complete type");
+            case 1: return scenario_result::fail("the child's new thread got the type without VALUE");
+            default: return scenario_result::fail("the child's new thread got an error");
+        }
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "the child's new thread computed and got the complete type");
+}

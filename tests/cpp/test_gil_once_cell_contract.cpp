@@ -1,0 +1,77 @@
+// gil_once_cell's contract against misuse: an initializer returning an empty handle never
+// leaves the cell "full with nothing"; `take` invalidates references, so the call must say
+// so; there is no `reset` that would do it silently.
+#include <catch2/catch.hpp>
+
+#include <gilonce/gilonce.hpp>
+#include <pybind11/embed.h>
+
+#include <type_traits>
+#include <utility>
+
+#include "harness/gil.hpp"
+
+namespace py = pybind11;
+using gilonce::gil_once_cell;
+using gilonce::gil_token;
+
+namespace {
+
+template <class Cell, class = void>
+struct has_reset : std::false_type {};
+template <class Cell>
+struct has_reset<Cell, std::void_t<decltype(std::declval<Cell&>().reset(std::declval<gil_token>()))>> : std::true_type {};
+template <class Cell, class = void>
+struct takes_without_tag : std::false_type {};
+template <class Cell>
+struct takes_without_tag<Cell, std::void_t<decltype(std::declval<Cell&>().take(std::declval<gil_token>()))>>
+    : std::true_type {};
+
+}  // namespace
+
+TEST_CASE("take must be told that it invalidates references; there is no silent reset") {
+    STATIC_REQUIRE_FALSE(has_reset<gil_once_cell<int>>::value);
+    STATIC_REQUIRE_FALSE(takes_without_tag<gil_once_cell<int>>::value);
+    harness::traced_gil gil;
+    gil_once_cell<int> cell{"tagged"};
+    const int& first = cell.get_or_init(gil.token(), [] { return 1; });
+    CHECK(first == 1);
+    CHECK(cell.take(gil.token(), gilonce::invalidates_references) == 1);  // `first` is dangling now
+    CHECK(cell.get(gil.token()) == nullptr);
+}
+
+TEST_CASE("an initializer returning an empty py_ref is an error; the cell stays empty and retries") {
+    harness::traced_gil gil;
+    gil_once_cell<gilonce::py_ref> cell{"empty py_ref"};
+    CHECK_THROWS_MATCHES(cell.get_or_init(gil.token(), [] { return gilonce::py_ref(); }), gilonce::empty_value_error,
+                         Catch::Message("gil_once_cell 'empty py_ref': initializer returned an empty handle"));
+    CHECK(cell.get(gil.token()) == nullptr);
+    const gilonce::py_ref& stored = cell.get_or_init(gil.token(), [] { return gilonce::py_ref::steal(PyLong_FromLong(5)); });
+    CHECK(PyLong_AsLong(stored.get()) == 5);
+}
+
+TEST_CASE("an initializer returning an empty pybind11::object is an error; its Python exception stays set") {
+    harness::traced_gil gil;
+    gil_once_cell<py::object> cell{"empty object"};
+    auto failing_import = [] { return py::reinterpret_steal<py::object>(PyImport_ImportModule("no_such_module_here")); };
+    CHECK_THROWS_AS(cell.get_or_init(gil.token(), failing_import), gilonce::empty_value_error);
+    CHECK(PyErr_ExceptionMatches(PyExc_ModuleNotFoundError));
+    PyErr_Clear();
+    CHECK(cell.get(gil.token()) == nullptr);
+    CHECK_THROWS_AS(cell.set(gil.token(), py::object()), gilonce::empty_value_error);
+    CHECK(cell.get(gil.token()) == nullptr);
+}
+
+TEST_CASE("get_or_try_init: an empty handle is a SystemError naming the cell; a null PyObject* likewise") {
+    harness::traced_gil gil;
+    gil_once_cell<gilonce::py_ref> cell{"try empty"};
+    CHECK(cell.get_or_try_init(gil.token(), [] { return std::optional<gilonce::py_ref>(gilonce::py_ref()); }) == nullptr);
+    REQUIRE(PyErr_ExceptionMatches(PyExc_SystemError));
+    PyErr_Clear();
+    CHECK(cell.get(gil.token()) == nullptr);
+    gil_once_cell<PyObject*> raw{"raw pointer"};
+    CHECK_THROWS_AS(raw.get_or_init(gil.token(), []() -> PyObject* { return nullptr; }), gilonce::empty_value_error);
+    CHECK(raw.get(gil.token()) == nullptr);
+    gil_once_cell<int> zero{"zero is a value"};
+    CHECK(zero.get_or_init(gil.token(), [] { return 0; }) == 0);
+}

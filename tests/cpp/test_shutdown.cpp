@@ -1,0 +1,230 @@
+// The reference headers at the end of an interpreter's life: a daemon thread torn down by
+// pthread_exit inside an initializer during Py_Finalize, a static lazy_type destroyed after
+// Py_Finalize, a cell in module state destroyed while Py_FinalizeEx clears modules, and the
+// debug GIL check after a sub-interpreter existed. Each runs in a forked child (the child
+// finalizes its interpreter, or may crash), and each verdict is what the child observed.
+#include <catch2/catch.hpp>
+
+#include <gilonce/gilonce.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+
+#include "harness/event.hpp"
+#include "harness/watchdog.hpp"
+
+using harness::scenario_result;
+
+namespace {
+
+// A flag one thread raises and another waits for with a bound, usable with or without the
+// GIL and during finalization (harness::event refuses a waiter that holds the GIL).
+class flag {
+public:
+    void raise() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        raised_ = true;
+        changed_.notify_all();
+    }
+    bool wait(std::chrono::seconds bound = std::chrono::seconds(10)) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        return changed_.wait_for(lock, bound, [&] { return raised_; });
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    bool raised_ = false;
+};
+
+flag inside_user_code;      // the daemon thread is inside a factory/initializer, GIL released
+flag finalization_started;  // Py_FinalizeEx is clearing modules (set from a capsule's destructor)
+flag daemon_unwound;        // the daemon thread's stack was unwound through the user code
+
+// Runs in the daemon thread inside a factory or initializer: releases the GIL, and wants it
+// back only once Py_FinalizeEx runs, when CPython 3.11 ends the thread with pthread_exit.
+void wait_for_finalization_without_gil() {
+    struct unwind_witness {
+        ~unwind_witness() { daemon_unwound.raise(); }
+    } witness;
+    Py_BEGIN_ALLOW_THREADS
+    inside_user_code.raise();
+    finalization_started.wait(std::chrono::seconds(30));
+    Py_END_ALLOW_THREADS  // pthread_exit here: the interpreter is finalizing
+}
+
+// Called while Py_FinalizeEx clears __main__ (after it marked the runtime finalizing), with
+// the GIL held: wakes the daemon thread and waits until pthread_exit has unwound it.
+void capsule_destroyed(PyObject*) {
+    finalization_started.raise();
+    if (!daemon_unwound.wait()) {
+        std::fputs("the daemon thread was not unwound within 10 s\n", stderr);
+        std::_Exit(3);
+    }
+}
+
+// In the child: starts `daemon` (which must end up in wait_for_finalization_without_gil),
+// finalizes the interpreter, and reports whether the daemon thread was unwound.
+scenario_result finalize_under(void (*daemon)()) {
+    std::thread thread(daemon);
+    if (!inside_user_code.wait()) return scenario_result::fail("the daemon thread never reached the user code");
+    PyGILState_Ensure();
+    PyObject* capsule = PyCapsule_New(reinterpret_cast<void*>(1), "shutdown probe", capsule_destroyed);
+    if (capsule == nullptr || PyObject_SetAttrString(PyImport_AddModule("__main__"), "_probe", capsule) < 0)
+        return scenario_result::fail("could not install the capsule");
+    Py_DECREF(capsule);
+    if (Py_FinalizeEx() != 0) return scenario_result::fail("Py_FinalizeEx failed");
+    thread.join();  // it ended through pthread_exit
+    return scenario_result::pass("the daemon thread unwound through the user code; Py_FinalizeEx returned");
+}
+
+PyType_Slot plain_slots[] = {{0, nullptr}};
+
+}  // namespace
+
+TEST_CASE("shutdown: a daemon thread ended inside a class-attribute factory during Py_Finalize unwinds cleanly") {
+    auto out = harness::run_in_child([] {
+        static PyType_Spec spec = {"shutdowntest.Slow", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
+        static gilonce::lazy_type slow(&spec, {
+            {"FIRST", [](gilonce::gil_token) { return PyLong_FromLong(1); }},  // computed, then abandoned
+            {"SECOND", [](gilonce::gil_token) -> PyObject* {
+                 wait_for_finalization_without_gil();
+                 return PyLong_FromLong(2);
+             }},
+        });
+        return finalize_under([] {
+            gilonce::gil_acquire gil;
+            (void)slow.get(gil.token());
+        });
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+}
+
+TEST_CASE("shutdown: a daemon thread ended inside a cell initializer during Py_Finalize unwinds cleanly") {
+    auto out = harness::run_in_child([] {
+        static gilonce::gil_once_cell<gilonce::py_ref> cell{"shutdown probe"};
+        return finalize_under([] {
+            gilonce::gil_acquire gil;
+            (void)cell.get_or_init(gil.token(), [] {
+                wait_for_finalization_without_gil();
+                return gilonce::py_ref::steal(PyList_New(0));
+            });
+        });
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+}
+
+namespace {
+
+// Owned by a factory's closure: a Python object, and whether it was destroyed.
+struct owned_by_factory {
+    static inline bool destroyed = false;
+    gilonce::py_ref object;
+    ~owned_by_factory() {
+        if (object) destroyed = true;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("shutdown: a lazy_type destroyed after Py_Finalize leaves its factories' Python objects alone") {
+    auto out = harness::run_in_child([] {
+        static PyType_Spec spec = {"shutdowntest.Owning", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
+        alignas(gilonce::lazy_type) static unsigned char storage[sizeof(gilonce::lazy_type)];
+        PyGILState_Ensure();
+        auto owned = std::make_shared<owned_by_factory>();
+        owned->object = gilonce::py_ref::steal(PyList_New(0));
+        auto* type = new (storage) gilonce::lazy_type(&spec, {
+            {"LIST", [owned](gilonce::gil_token) { return Py_NewRef(owned->object.get()); }},
+        });
+        owned.reset();  // the closure is the only owner now
+        if (type->get(gilonce::gil_token::assume_held()) == nullptr) return scenario_result::fail("get failed");
+        if (Py_FinalizeEx() != 0) return scenario_result::fail("Py_FinalizeEx failed");
+        type->~lazy_type();  // what a static lazy_type's destructor does at exit
+        if (owned_by_factory::destroyed)
+            return scenario_result::fail("the factory's Python object was released after Py_Finalize");
+        return scenario_result::pass("leaked, not released");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "leaked, not released");
+}
+
+namespace {
+
+// A cell in a module's state, as PEP 630 asks: created in the state memory, destroyed by
+// m_free when Py_FinalizeEx clears the modules.
+struct stored_value {
+    static inline bool destroyed = false;
+    static inline bool destroyed_with_gil = false;
+    gilonce::py_ref object;
+    explicit stored_value(gilonce::py_ref o) : object(std::move(o)) {}
+    stored_value(stored_value&&) = default;
+    ~stored_value() {
+        if (!object) return;
+        destroyed = true;
+        destroyed_with_gil = gilonce::detail::this_thread_holds_the_gil();
+    }
+};
+using state_cell = gilonce::gil_once_cell<stored_value>;
+
+void free_state(void* module) {
+    static_cast<state_cell*>(PyModule_GetState(static_cast<PyObject*>(module)))->~state_cell();
+}
+PyModuleDef state_module_def = {PyModuleDef_HEAD_INIT, "shutdown_state", nullptr, sizeof(state_cell),
+                                nullptr, nullptr, nullptr, nullptr, free_state};
+
+}  // namespace
+
+TEST_CASE("shutdown: a cell in module state releases its value when Py_FinalizeEx clears modules") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        PyObject* module = PyModule_Create(&state_module_def);
+        if (module == nullptr) return scenario_result::fail("PyModule_Create failed");
+        auto* cell = new (PyModule_GetState(module)) state_cell("module state cell");
+        cell->get_or_init(gilonce::gil_token::assume_held(),
+                          [] { return stored_value(gilonce::py_ref::steal(PyList_New(0))); });
+        if (PyDict_SetItemString(PyImport_GetModuleDict(), "shutdown_state", module) < 0)
+            return scenario_result::fail("could not register the module");
+        Py_DECREF(module);  // sys.modules owns it: freed while Py_FinalizeEx clears modules
+        if (Py_FinalizeEx() != 0) return scenario_result::fail("Py_FinalizeEx failed");
+        if (!stored_value::destroyed) return scenario_result::fail("the module state's value was leaked");
+        if (!stored_value::destroyed_with_gil) return scenario_result::fail("the value was destroyed without the GIL");
+        return scenario_result::pass("released during Py_FinalizeEx, with the GIL");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "released during Py_FinalizeEx, with the GIL");
+}
+
+#ifndef NDEBUG
+TEST_CASE("shutdown: the debug GIL check is not fooled once a sub-interpreter has existed") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        PyThreadState* main_state = PyThreadState_Get();
+        PyThreadState* sub = Py_NewInterpreter();
+        if (sub == nullptr) return scenario_result::fail("Py_NewInterpreter failed");
+        Py_EndInterpreter(sub);
+        PyThreadState_Swap(main_state);
+        PyEval_SaveThread();  // this thread no longer holds the GIL
+        const bool fooled = PyGILState_Check() == 1;
+        std::fprintf(stderr, "PyGILState_Check() without the GIL: %d\n", fooled ? 1 : 0);
+        (void)gilonce::gil_token::assume_held();  // must abort
+        return scenario_result::pass("a token was made without the GIL");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    REQUIRE(out.observed == harness::verdict::crashed);
+    CHECK(out.signal == SIGABRT);
+    CHECK(out.child_stderr.find("PyGILState_Check() without the GIL: 1") != std::string::npos);  // the trap is real
+    CHECK(out.child_stderr.find("the GIL is not held") != std::string::npos);
+}
+#endif
