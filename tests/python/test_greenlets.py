@@ -1,0 +1,126 @@
+"""gil_once_cell and lazy_type under greenlets (the real `greenlet` package: gevent and
+SQLAlchemy's asyncio layer run on it). Many greenlets share one thread, so a thread-local
+re-entrancy record would call a second greenlet "re-entrant" and, when greenlets finish out
+of order, corrupt itself. gilonce keeps the record per execution context, and each greenlet
+has its own: these tests switch greenlets inside initializers and finish them in every order.
+"""
+import greenlet
+import pytest
+
+import gilonce_capi_probe as capi
+
+pytestmark = pytest.mark.timeout(20)  # a hang (an endless loop with the GIL held) fails fast
+
+
+def start(fn, *args):
+    """Runs fn(*args) in a new greenlet up to its first switch back; returns the greenlet
+    and a list that receives fn's result or exception when it finishes."""
+    result = []
+
+    def body():
+        try:
+            result.append(("value", fn(*args)))
+        except Exception as error:  # noqa: BLE001 - the test inspects it
+            result.append(("error", error))
+
+    g = greenlet.greenlet(body)
+    g.switch()
+    return g, result
+
+
+class Cell:
+    """A gil_once_cell<py_ref> of the C API probe (pybind11 cannot be used here: see
+    gilonce_capi_probe.cpp), used through get_or_try_init."""
+
+    def __init__(self, name):
+        self.index = capi.new_cell(name)
+
+    def get_or_init(self, init):
+        return capi.cell_get_or_init(self.index, init)
+
+    def get(self):
+        return capi.cell_get(self.index)
+
+
+class LazyType:
+    def __init__(self, name, attributes, hook):
+        self.index = capi.new_lazy_type(name, attributes, hook)
+
+    def get(self):
+        return capi.lazy_type_get(self.index)
+
+    def is_complete(self):
+        return capi.lazy_type_is_complete(self.index)
+
+
+def pause(value):
+    """An initializer that switches back to its parent greenlet, then returns `value`."""
+    def init():
+        greenlet.getcurrent().parent.switch()
+        return value
+    return init
+
+
+@pytest.mark.parametrize("first_to_finish", ["first", "second"])
+def test_second_greenlet_is_not_reentrant_and_any_finishing_order_works(first_to_finish):
+    cell = Cell("greenlet cell")
+    g1, r1 = start(cell.get_or_init, pause("one"))      # inside its initializer, switched away
+    g2, r2 = start(cell.get_or_init, pause("two"))      # a second caller, not a recursion
+    assert r1 == [] and r2 == []
+    order = [g1, g2] if first_to_finish == "first" else [g2, g1]
+    for g in order:
+        g.switch()
+    winner = "one" if first_to_finish == "first" else "two"
+    assert r1 == [("value", winner)] and r2 == [("value", winner)]
+    assert cell.get() == winner
+    # The bookkeeping is intact: a real recursion is still caught, in a greenlet and here.
+    other = Cell("after greenlets")
+    with pytest.raises(RuntimeError, match="'after greenlets': re-entrant initialization"):
+        other.get_or_init(lambda: other.get_or_init(lambda: "never"))
+    _, r3 = start(other.get_or_init, lambda: other.get_or_init(lambda: "never"))
+    assert r3[0][0] == "error" and "re-entrant initialization" in str(r3[0][1])
+    assert other.get_or_init(lambda: "fine") == "fine"
+
+
+def test_recursion_inside_one_greenlet_is_still_an_error():
+    cell = Cell("recursive greenlet")
+
+    def init():
+        greenlet.getcurrent().parent.switch()
+        return cell.get_or_init(lambda: "never")
+
+    g, result = start(cell.get_or_init, init)
+    g.switch()
+    assert result[0][0] == "error"
+    assert "'recursive greenlet': re-entrant initialization" in str(result[0][1])
+    assert cell.get() is None
+
+
+def test_greenlet_killed_inside_an_initializer_leaves_the_cell_usable():
+    cell = Cell("killed greenlet")
+    g, result = start(cell.get_or_init, pause("never stored"))
+    g.throw(greenlet.GreenletExit)  # what gevent does to a killed greenlet
+    assert g.dead and cell.get() is None
+    assert cell.get_or_init(lambda: "after") == "after"
+
+
+def test_lazy_type_other_greenlet_never_gets_the_incomplete_type():
+    seen = {}
+
+    def hook(name, early):
+        me = greenlet.getcurrent()
+        if me is g1 and name == "RED":
+            me.parent.switch()  # G1 is computing: another greenlet now asks for the type
+        return early()
+
+    lazy = LazyType("greenlettest.Color", ["RED", "GREEN"], hook)
+    g1 = greenlet.greenlet(lambda: seen.setdefault("g1", lazy.get()))
+    g1.switch()
+    assert not lazy.is_complete()
+    g2 = greenlet.greenlet(lambda: seen.setdefault("g2", (lazy.get(), lazy.is_complete())))
+    g2.switch()
+    t2, complete_for_g2 = seen["g2"]
+    assert complete_for_g2, "the second greenlet got the type before its class attributes"
+    assert isinstance(t2.RED, t2) and isinstance(t2.GREEN, t2)
+    g1.switch()
+    assert seen["g1"] is t2 and g1.dead
