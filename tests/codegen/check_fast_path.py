@@ -1,5 +1,5 @@
-"""Reads the machine code of the probes in fast_path_probe.cpp (gil_once_cell::get_or_init
-and lazy_type::get) and checks that each path taken once the value exists is a load and a
+"""Reads the machine code of the probes in fast_path_probe.cpp (gil_once_cell::get,
+get_or_init and get_or_try_init, and lazy_type::get) and checks that each path taken once the value exists is a load and a
 branch: the instructions up to the first
 `ret` contain no lock prefix, no atomic exchange, no %fs (thread-local) access and no call,
 and there are at most 6 of them.
@@ -9,7 +9,8 @@ import re
 import subprocess
 import sys
 
-SYMBOLS = ["gilonce_fast_path_probe", "gilonce_lazy_type_fast_path_probe"]
+SYMBOLS = ["gilonce_fast_path_probe", "gilonce_get_probe", "gilonce_get_or_try_init_probe",
+           "gilonce_lazy_type_fast_path_probe"]
 FORBIDDEN = [(re.compile(r"\block\b"), "a lock prefix (atomic read-modify-write)"),
              (re.compile(r"\bxchg\b.*\("), "an exchange with memory (implicitly locked)"),
              (re.compile(r"%fs:"), "a thread-local access"),

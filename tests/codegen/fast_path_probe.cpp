@@ -1,4 +1,4 @@
-// The fast path of gil_once_cell::get_or_init, compiled on its own at -O2 so that
+// The fast paths of gil_once_cell (get, get_or_init, get_or_try_init) and lazy_type::get, compiled on its own at -O2 so that
 // check_fast_path.py can read its machine code and hold the contract stated at the
 // declaration: on a full cell, a load and a branch; no lock, no atomic read-modify-write,
 // no thread-local (thread-id) access, no call.
@@ -10,6 +10,16 @@ PyObject* make_value();  // never defined: only the slow path would call it
 
 extern "C" PyObject* const* gilonce_fast_path_probe(probe_cell& cell, gilonce::gil_token gil) {
     return &cell.get_or_init(gil, make_value);
+}
+
+extern "C" PyObject* const* gilonce_get_probe(const probe_cell& cell, gilonce::gil_token gil) {
+    return cell.get(gil);
+}
+
+std::optional<PyObject*> try_make_value();  // never defined, like make_value
+
+extern "C" PyObject* const* gilonce_get_or_try_init_probe(probe_cell& cell, gilonce::gil_token gil) {
+    return cell.get_or_try_init(gil, try_make_value);
 }
 
 #include <gilonce/lazy_type.hpp>

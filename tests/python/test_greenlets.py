@@ -3,13 +3,19 @@ SQLAlchemy's asyncio layer run on it). Many greenlets share one thread, so a thr
 re-entrancy record would call a second greenlet "re-entrant" and, when greenlets finish out
 of order, corrupt itself. gilonce keeps the record per execution context, and each greenlet
 has its own: these tests switch greenlets inside initializers and finish them in every order.
+
+Each test runs its scenario in a child interpreter (this file run as a script) under a
+20 s bound: a broken record can loop forever with the GIL held, which no in-process
+timeout can interrupt, and the suite must never hang.
 """
+import os
+import subprocess
+import sys
+
 import greenlet
 import pytest
 
 import gilonce_capi_probe as capi
-
-pytestmark = pytest.mark.timeout(20)  # a hang (an endless loop with the GIL held) fails fast
 
 
 def start(fn, *args):
@@ -61,8 +67,7 @@ def pause(value):
     return init
 
 
-@pytest.mark.parametrize("first_to_finish", ["first", "second"])
-def test_second_greenlet_is_not_reentrant_and_any_finishing_order_works(first_to_finish):
+def scenario_second_greenlet_is_not_reentrant_and_any_finishing_order_works(first_to_finish):
     cell = Cell("greenlet cell")
     g1, r1 = start(cell.get_or_init, pause("one"))      # inside its initializer, switched away
     g2, r2 = start(cell.get_or_init, pause("two"))      # a second caller, not a recursion
@@ -82,7 +87,7 @@ def test_second_greenlet_is_not_reentrant_and_any_finishing_order_works(first_to
     assert other.get_or_init(lambda: "fine") == "fine"
 
 
-def test_recursion_inside_one_greenlet_is_still_an_error():
+def scenario_recursion_inside_one_greenlet_is_still_an_error():
     cell = Cell("recursive greenlet")
 
     def init():
@@ -96,7 +101,7 @@ def test_recursion_inside_one_greenlet_is_still_an_error():
     assert cell.get() is None
 
 
-def test_greenlet_killed_inside_an_initializer_leaves_the_cell_usable():
+def scenario_greenlet_killed_inside_an_initializer_leaves_the_cell_usable():
     cell = Cell("killed greenlet")
     g, result = start(cell.get_or_init, pause("never stored"))
     g.throw(greenlet.GreenletExit)  # what gevent does to a killed greenlet
@@ -104,7 +109,7 @@ def test_greenlet_killed_inside_an_initializer_leaves_the_cell_usable():
     assert cell.get_or_init(lambda: "after") == "after"
 
 
-def test_lazy_type_other_greenlet_never_gets_the_incomplete_type():
+def scenario_lazy_type_other_greenlet_never_gets_the_incomplete_type():
     seen = {}
 
     def hook(name, early):
@@ -124,3 +129,30 @@ def test_lazy_type_other_greenlet_never_gets_the_incomplete_type():
     assert isinstance(t2.RED, t2) and isinstance(t2.GREEN, t2)
     g1.switch()
     assert seen["g1"] is t2 and g1.dead
+
+
+SCENARIOS = {
+    "second greenlet, first finishes first":
+        lambda: scenario_second_greenlet_is_not_reentrant_and_any_finishing_order_works("first"),
+    "second greenlet, second finishes first":
+        lambda: scenario_second_greenlet_is_not_reentrant_and_any_finishing_order_works("second"),
+    "recursion inside one greenlet": scenario_recursion_inside_one_greenlet_is_still_an_error,
+    "greenlet killed inside an initializer": scenario_greenlet_killed_inside_an_initializer_leaves_the_cell_usable,
+    "lazy_type in another greenlet": scenario_lazy_type_other_greenlet_never_gets_the_incomplete_type,
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_greenlet_scenario(name):
+    try:
+        run = subprocess.run([sys.executable, os.path.abspath(__file__), name], capture_output=True,
+                             text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{name}: hung (no exit within 20 s)")
+    assert run.returncode == 0, f"{name}: exit status {run.returncode}\n{run.stdout}{run.stderr}"
+    assert run.stdout.strip() == f"ok: {name}"
+
+
+if __name__ == "__main__":
+    SCENARIOS[sys.argv[1]]()
+    print(f"ok: {sys.argv[1]}")
