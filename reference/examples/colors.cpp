@@ -88,7 +88,7 @@ PyType_Spec color_spec = {"colors.Color", sizeof(color_object), 0,
 extern gilonce::lazy_type color_type;
 
 // A class-attribute factory making Color(name). It asks for the type while the class
-// attributes are being computed: on this thread, lazy_type hands out the ready type.
+// attributes are being computed: in this execution context, lazy_type hands out the ready type.
 template <const char* Name>
 PyObject* make_color(gilonce::gil_token gil) {
     PyTypeObject* type = color_type.get(gil);

@@ -70,6 +70,7 @@ inline int context_is_initializing(const void* what) {
 /// `abandon()` (for a thread torn down without the GIL) makes the destructor do nothing.
 class initializing_scope {
 public:
+    /// Adds `what` to the current context's record. Requires: the GIL is held.
     explicit initializing_scope(const void* what) {
         PyObject* var = initializing_var();
         if (var == nullptr) return;
@@ -91,6 +92,7 @@ public:
         Py_DECREF(inner);
         if (token_ != nullptr) var_ = var;
     }
+    /// Restores the record as it was before (keeping any Python exception set).
     ~initializing_scope() {
         if (var_ == nullptr) return;
         // Keep an exception raised by the computation while the record is taken down.
@@ -103,8 +105,11 @@ public:
     initializing_scope(const initializing_scope&) = delete;
     initializing_scope& operator=(const initializing_scope&) = delete;
 
+    /// Whether the record was made (false: a Python exception is set).
     bool ok() const noexcept { return var_ != nullptr; }
-    void abandon() noexcept { var_ = nullptr; }  // leaks the token: no C-API call allowed
+    /// Makes the destructor do nothing, leaking the record's token: for a thread torn
+    /// down without the GIL, where no C-API call is allowed.
+    void abandon() noexcept { var_ = nullptr; }
 
 private:
     PyObject* var_ = nullptr;    // borrowed from the interpreter dict
