@@ -46,6 +46,15 @@ std::string thread_id_text(std::thread::id id) {
     return out.str();
 }
 
+// The forked child writes its new thread's id into this pipe (the parent reads it back).
+int id_pipe[2] = {-1, -1};
+
+bool child_reported_id(const std::string& id) {
+    char buffer[64] = {};
+    const ssize_t n = read(id_pipe[0], buffer, sizeof buffer - 1);
+    return n > 0 && std::string(buffer, static_cast<std::size_t>(n)) == id;
+}
+
 // In the forked child: a new thread asks for the type. Exit status 0: complete; 1: without
 // its attribute; 2: an error. Prints the new thread's id.
 [[noreturn]] void child_asks_for_the_type() {
@@ -53,7 +62,9 @@ std::string thread_id_text(std::thread::id id) {
     PyEval_SaveThread();
     int status = 2;
     std::thread([&] {
-        std::fprintf(stderr, "child thread id %s\n", thread_id_text(std::this_thread::get_id()).c_str());
+        const std::string id = thread_id_text(std::this_thread::get_id());
+        std::fprintf(stderr, "child thread id %s\n", id.c_str());
+        if (write(id_pipe[1], id.data(), id.size()) < 0) std::perror("write");
         gilonce::gil_acquire gil;
         PyTypeObject* type = forked_type.get(gil.token());
         if (type == nullptr) {
@@ -77,6 +88,7 @@ TEST_CASE("fork: a child never gets the type without its class attributes, nor t
             (void)forked_type.get(gil.token());
         });
         computing.wait();
+        if (pipe(id_pipe) != 0) return scenario_result::fail("pipe failed");
         PyGILState_STATE state = PyGILState_Ensure();
         PyOS_BeforeFork();
         const pid_t pid = fork();
@@ -87,8 +99,14 @@ TEST_CASE("fork: a child never gets the type without its class attributes, nor t
         a.join();
         int status = 0;
         if (pid < 0 || waitpid(pid, &status, 0) != pid) return scenario_result::fail("fork or waitpid failed");
+        close(id_pipe[1]);
+        // The premise of the test, checked below: the child's new thread got A's id (glibc
+        // reuses the stack, and so the pthread_t, of a thread that is gone in the child).
         std::fprintf(stderr, "parent thread A id %s\n", a_id.c_str());
         if (!WIFEXITED(status)) return scenario_result::fail("the forked child crashed");
+        if (WEXITSTATUS(status) == 0 && !child_reported_id(a_id))
+            return scenario_result::fail("the child's new thread did not reuse A's id " + a_id +
+                                         ": this run does not test id reuse");
         switch (WEXITSTATUS(status)) {
             case 0: return scenario_result::pass("the child's new thread computed and got the complete type");
             case 1: return scenario_result::fail("the child's new thread got the type without VALUE");

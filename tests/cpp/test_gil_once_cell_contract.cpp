@@ -75,3 +75,22 @@ TEST_CASE("get_or_try_init: an empty handle is a SystemError naming the cell; a 
     gil_once_cell<int> zero{"zero is a value"};
     CHECK(zero.get_or_init(gil.token(), [] { return 0; }) == 0);
 }
+
+TEST_CASE("an initializer returning a null PyTypeObject* (any raw pointer) is an empty handle too") {
+    harness::traced_gil gil;
+    gil_once_cell<PyTypeObject*> cell{"type pointer"};
+    CHECK_THROWS_AS(cell.get_or_init(gil.token(), []() -> PyTypeObject* { return nullptr; }), gilonce::empty_value_error);
+    CHECK(cell.get(gil.token()) == nullptr);
+    CHECK(cell.get_or_init(gil.token(), [] { return &PyLong_Type; }) == &PyLong_Type);
+}
+
+TEST_CASE("a Python exception already set when get_or_init is called is not taken for a failure of the cell") {
+    harness::traced_gil gil;
+    gil_once_cell<int> cell{"pending exception"};
+    PyErr_SetString(PyExc_KeyError, "set by the caller");
+    int value = 0;
+    CHECK_NOTHROW(value = cell.get_or_init(gil.token(), [] { return 3; }));
+    CHECK(value == 3);
+    CHECK(PyErr_ExceptionMatches(PyExc_KeyError));  // still the caller's
+    PyErr_Clear();
+}

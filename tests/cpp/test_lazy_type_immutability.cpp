@@ -119,3 +119,46 @@ TEST_CASE("lazy_type: a dunder class attribute, or one the spec defines, is a Sy
     CHECK(clash.get(gil.token()) == nullptr);
     CHECK(error_text() == "SystemError: gilonce::lazy_type immutabletest.Clash: class attribute taken would replace what the spec defines");
 }
+
+TEST_CASE("immutability: a mutable grand-base is refused too, not only a mutable direct base") {
+    // An immutable C type derived from a mutable Python class: its own flag says immutable,
+    // but an attribute set on the Python class would show on every subclass.
+    static PyType_Spec middle_spec = {"immutabletest.Middle", sizeof(PyObject), 0,
+                                      Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE, plain_slots};
+    static PyType_Spec spec = {"immutabletest.OnGrandBase", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
+    static gilonce::lazy_type type(&spec, {}, [](gilonce::gil_token) -> PyObject* {
+        py::dict scope;
+        py::exec("class Grand:\n    __slots__ = ()\n", scope);
+        py::object grand = scope["Grand"];
+        return PyType_FromSpecWithBases(&middle_spec, grand.ptr());
+    });
+    harness::traced_gil gil;
+    CHECK(type.get(gil.token()) == nullptr);
+    CHECK(error_text() ==
+          "TypeError: gilonce::lazy_type immutabletest.OnGrandBase: an immutable type needs immutable bases, and "
+          "Grand is mutable");
+}
+
+TEST_CASE("lazy_type: two class attributes with one name are a SystemError naming it") {
+    static PyType_Spec spec = {"immutabletest.Twice", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
+    static gilonce::lazy_type twice(&spec, {{"A", [](gilonce::gil_token) { return PyLong_FromLong(1); }},
+                                            {"A", [](gilonce::gil_token) { return PyLong_FromLong(2); }}});
+    harness::traced_gil gil;
+    CHECK(twice.get(gil.token()) == nullptr);
+    CHECK(error_text() == "SystemError: gilonce::lazy_type immutabletest.Twice: two class attributes have the same name (A)");
+}
+
+TEST_CASE("lazy_type: a factory returning a value with an exception set is a SystemError; nothing published") {
+    static PyType_Spec spec = {"immutabletest.HalfFailed", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
+    static int calls = 0;
+    static gilonce::lazy_type half(&spec, {{"X", [](gilonce::gil_token) {
+                                               if (++calls == 1) PyErr_SetString(PyExc_KeyError, "left behind");
+                                               return PyLong_FromLong(1);
+                                           }}});
+    harness::traced_gil gil;
+    CHECK(half.get(gil.token()) == nullptr);
+    CHECK(error_text() == "SystemError: class attribute factory immutabletest.HalfFailed.X returned a value with an "
+                          "exception set <- KeyError: 'left behind'");
+    CHECK_FALSE(half.is_complete(gil.token()));
+    CHECK(half.get(gil.token()) != nullptr);  // the next call computes again
+}

@@ -92,17 +92,27 @@ PyType_Slot plain_slots[] = {{0, nullptr}};
 TEST_CASE("shutdown: a daemon thread ended inside a class-attribute factory during Py_Finalize unwinds cleanly") {
     auto out = harness::run_in_child([] {
         static PyType_Spec spec = {"shutdowntest.Slow", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
+        // FIRST is computed, then abandoned: the test keeps a reference of its own, so a
+        // decref made without the GIL would show in its reference count.
+        static PyObject* first_value = nullptr;
         static gilonce::lazy_type slow(&spec, {
-            {"FIRST", [](gilonce::gil_token) { return PyLong_FromLong(1); }},  // computed, then abandoned
+            {"FIRST", [](gilonce::gil_token) {
+                 first_value = PyList_New(0);
+                 return Py_NewRef(first_value);
+             }},
             {"SECOND", [](gilonce::gil_token) -> PyObject* {
                  wait_for_finalization_without_gil();
                  return PyLong_FromLong(2);
              }},
         });
-        return finalize_under([] {
+        scenario_result result = finalize_under([] {
             gilonce::gil_acquire gil;
             (void)slow.get(gil.token());
         });
+        if (result.ok && Py_REFCNT(first_value) != 2)
+            return scenario_result::fail("FIRST's value was decref'd after the thread was torn down: refcount " +
+                                         std::to_string(Py_REFCNT(first_value)));
+        return result;
     });
     INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
     CHECK(out.observed == harness::verdict::finished);
@@ -117,6 +127,89 @@ TEST_CASE("shutdown: a daemon thread ended inside a cell initializer during Py_F
                 wait_for_finalization_without_gil();
                 return gilonce::py_ref::steal(PyList_New(0));
             });
+        });
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+}
+
+TEST_CASE("shutdown: a daemon thread ended while a failing factory's exception is normalized unwinds cleanly") {
+    // Chaining "cannot compute class attribute" normalizes the factory's exception, which
+    // runs its class's __init__ in Python; that __init__ releases the GIL.
+    auto out = harness::run_in_child([] {
+        static PyType_Spec spec = {"shutdowntest.Failing", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
+        static PyObject* slow_error = nullptr;
+        static PyMethodDef wait_def = {"wait", [](PyObject*, PyObject*) -> PyObject* {
+                                           wait_for_finalization_without_gil();
+                                           Py_RETURN_NONE;
+                                       }, METH_NOARGS, nullptr};
+        static gilonce::lazy_type failing(&spec, {
+            {"ONLY", [](gilonce::gil_token) -> PyObject* {
+                 PyErr_SetString(slow_error, "raised unnormalized");  // normalized later, by gilonce
+                 return nullptr;
+             }},
+        });
+        PyGILState_STATE state = PyGILState_Ensure();
+        PyObject* scope = PyDict_New();
+        PyObject* wait = PyCFunction_New(&wait_def, nullptr);
+        PyDict_SetItemString(scope, "wait", wait);
+        PyObject* ran = PyRun_String("class SlowError(Exception):\n"
+                                     "    def __init__(self, *args):\n"
+                                     "        wait()\n"
+                                     "        super().__init__(*args)\n",
+                                     Py_file_input, scope, scope);
+        slow_error = PyDict_GetItemString(scope, "SlowError");
+        if (ran == nullptr || slow_error == nullptr) return scenario_result::fail("could not define SlowError");
+        Py_INCREF(slow_error);
+        Py_DECREF(ran);
+        Py_DECREF(wait);
+        PyGILState_Release(state);
+        return finalize_under([] {
+            gilonce::gil_acquire gil;
+            (void)failing.get(gil.token());
+        });
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+}
+
+TEST_CASE("shutdown: a daemon thread ended inside the release of a losing value unwinds cleanly") {
+    // The daemon's initializer loses the race (a helper thread fills the cell meanwhile); its
+    // value is released at once, and that release runs a destructor (here a capsule's) that
+    // releases the GIL while Py_Finalize runs: the thread is torn down inside the release.
+    auto out = harness::run_in_child([] {
+        static gilonce::gil_once_cell<gilonce::py_ref> cell{"loser probe"};
+        return finalize_under([] {
+            gilonce::gil_acquire gil;
+            (void)cell.get_or_init(gil.token(), [] {
+                Py_BEGIN_ALLOW_THREADS
+                std::thread([] {
+                    gilonce::gil_acquire winner_gil;
+                    cell.set(winner_gil.token(), gilonce::py_ref::steal(PyLong_FromLong(1)));
+                }).join();
+                Py_END_ALLOW_THREADS
+                return gilonce::py_ref::steal(PyCapsule_New(reinterpret_cast<void*>(1), "loser", [](PyObject*) {
+                    wait_for_finalization_without_gil();
+                }));
+            });
+        });
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+}
+
+TEST_CASE("shutdown: a daemon thread ended while gil_acquire takes the GIL unwinds cleanly") {
+    auto out = harness::run_in_child([] {
+        return finalize_under([] {
+            {
+                struct unwind_witness {
+                    ~unwind_witness() { daemon_unwound.raise(); }
+                } witness;
+                inside_user_code.raise();
+                finalization_started.wait(std::chrono::seconds(30));
+                gilonce::gil_acquire gil;  // PyGILState_Ensure ends this thread: Py_Finalize runs
+            }
+            std::fputs("gil_acquire returned during finalization\n", stderr);
         });
     });
     INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);

@@ -142,6 +142,12 @@ SCENARIOS = {
 }
 
 
+# greenlet switches by copying stacks, which AddressSanitizer reports as a stack-buffer
+# underflow inside greenlet itself (seen in the asan preset); the other presets run these.
+UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
+
+
+@pytest.mark.skipif(UNDER_ASAN, reason="greenlet's stack copying is not compatible with AddressSanitizer")
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_greenlet_scenario(name):
     try:

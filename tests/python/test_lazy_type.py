@@ -2,10 +2,11 @@
 ready) and publication (its class attributes are in place), as the contract in
 reference/include/gilonce/lazy_type.hpp names them: the factories' own code, instances the
 factories create (type(obj)), the bases' __subclasses__(), and the garbage collector
-(gc.get_objects(), gc.get_referrers(base)), from the computing thread and from another thread
-while a factory releases the GIL. Each path may read, instantiate and subclass the type;
-none may change an immutable one, so nothing but the class attributes reaches the
-published type."""
+(gc.get_objects(), gc.get_referrers(base), gc.get_referents(type)), from the computing thread
+and from another thread while a factory releases the GIL. Each path may read, instantiate
+and subclass the type; none may change an immutable one through setattr, delattr or
+__class__, and a write into its dict itself (handed out by gc.get_referents) stops the
+publication with an error: nothing but the class attributes reaches the published type."""
 import gc
 import threading
 
@@ -24,26 +25,30 @@ def reach_by_every_path(early, instance):
     }
 
 
+def layout_twin():
+    """A mutable probe type with the probe types' layout and deallocator, so that __class__
+    assignment between it and a probe type is refused for mutability alone."""
+    return gilonce_probe.LazyType("stagetwo.Twin", [], lambda name, early: None, immutable=False).get()
+
+
 def try_to_change(found):
     """Every change a path could attempt; returns what happened to each."""
     outcomes = {}
-
-    class Other:
-        pass
-
+    twin = layout_twin()
     attempts = {
         "set a class attribute": lambda: setattr(found, "RED", "forged"),
         "add an attribute": lambda: setattr(found, "EXTRA", 1),
-        "delete an attribute": lambda: delattr(found, "__doc__"),
-        "assign __class__ from it": lambda: setattr(found(), "__class__", Other),
-        "assign __class__ to it": lambda: setattr(Other(), "__class__", found),
+        "delete an attribute": lambda: delattr(found, "EXTRA"),
+        "assign __class__ from it": lambda: setattr(found(), "__class__", twin),
+        "assign __class__ to it": lambda: setattr(twin(), "__class__", found),
     }
     for what, attempt in attempts.items():
         try:
             attempt()
             outcomes[what] = "succeeded"
-        except TypeError:
-            outcomes[what] = "TypeError"
+        except TypeError as error:
+            refused_for_mutability = "immutable" in str(error) or "only supported for mutable types" in str(error)
+            outcomes[what] = "TypeError" if refused_for_mutability else f"TypeError: {error}"
     return outcomes
 
 
@@ -110,6 +115,22 @@ def test_a_mutable_lazy_type_is_an_ordinary_class_and_publication_overwrites_onl
     lazy = gilonce_probe.LazyType("stagetwo.Open", ["RED"], hook, immutable=False)
     t = lazy.get()
     assert isinstance(t.RED, t) and t.OTHER == 1
+    # The changes try_to_change attempts all work on a mutable type: its refusals above are
+    # the immutable type's, not an artefact of the attempts.
+    outcomes = try_to_change(t)
+    assert set(outcomes.values()) == {"succeeded"}, outcomes
+
+
+def test_a_write_into_the_type_dict_through_the_gc_is_an_error_not_a_silent_change():
+    def hook(name, early):
+        raw_dict = [d for d in gc.get_referents(early) if isinstance(d, dict) and "__doc__" in d][0]
+        raw_dict["INJECTED"] = "from stage 2"  # bypasses setattr's immutability check
+        return early()
+
+    lazy = gilonce_probe.LazyType("stagetwo.Injected", ["RED"], hook)
+    with pytest.raises(RuntimeError, match="stagetwo.Injected: its dict was changed while its class attributes"):
+        lazy.get()
+    assert not lazy.is_complete()
 
 
 def test_a_spec_that_already_says_immutable_works_and_computes_once():

@@ -11,9 +11,7 @@
 #include <exception>
 #include <new>
 
-#if defined(__GLIBCXX__)
-#include <cxxabi.h>  // abi::__forced_unwind
-#endif
+#include "compiler.hpp"
 
 namespace gilonce {
 
@@ -48,7 +46,7 @@ namespace detail {
 /// already set. A forced unwind (`pthread_exit`) is never caught: it goes on untouched.
 /// Requires: the GIL is held, and `code` returns or throws with it held.
 template <class Code>
-PyObject* call_reporting_cpp_exceptions(Code&& code) {
+GILONCE_FORCED_UNWIND_HANDLER PyObject* call_reporting_cpp_exceptions(Code&& code) {
     try {
         return code();
 #if defined(__GLIBCXX__)

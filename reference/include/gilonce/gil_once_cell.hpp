@@ -21,6 +21,7 @@
 #include "errors.hpp"
 #include "gil_state.hpp"
 #include "gil_token.hpp"
+#include "handles.hpp"
 #include "init_context.hpp"
 
 namespace gilonce {
@@ -165,24 +166,6 @@ public:
     // ---------------------------------------------------------------------------------
     // Implementation details follow.
 private:
-    // Whether `value` is an empty handle: a null py_ref/pybind11 object/PyObject*. Any
-    // other T (an int, a std::string) is never "empty": 0 and "" are values.
-    template <class U>
-    static auto is_empty_handle(const U& value, int) -> decltype(value.ptr() == nullptr) {
-        return value.ptr() == nullptr;  // pybind11::handle and its subclasses
-    }
-    template <class U>
-    static auto is_empty_handle(const U& value, long)
-        -> std::enable_if_t<std::is_convertible_v<decltype(value.get()), PyObject*>, bool> {
-        return value.get() == nullptr;  // gilonce::py_ref
-    }
-    template <class U>
-    static bool is_empty_handle(const U& value, ...) {
-        if constexpr (std::is_convertible_v<U, const PyObject*> && std::is_pointer_v<U>)
-            return value == nullptr;
-        else
-            return false;
-    }
     std::string message(const char* what) const {
         return std::string("gil_once_cell '") + name_ + "': " + what;
     }
@@ -227,6 +210,7 @@ private:
     const char* name_;
     bool full_ = false;  // written and read only under the GIL
     slot slot_;
+    detail::live_computations live_;  // this cell's initializations in progress
 };
 
 template <class T>
@@ -242,8 +226,11 @@ gil_once_cell<T>::~gil_once_cell() {
 
 template <class T>
 bool gil_once_cell<T>::set(gil_token, T value) {
-    if (is_empty_handle(value, 0)) throw empty_value_error(message(empty_text));
-    if (full_) return false;  // `value` is destroyed here, with the GIL held
+    if (detail::is_empty(value)) throw empty_value_error(message(empty_text));
+    if (full_) {
+        detail::release_now(value);  // with the GIL held, outside a destructor
+        return false;
+    }
     store(std::move(value));
     return true;
 }
@@ -257,60 +244,85 @@ std::optional<T> gil_once_cell<T>::take(gil_token, invalidates_references_t) {
     return out;
 }
 
+// Both slow paths: the record of this computation (`scope`) ends before a losing value is
+// released, so a `__del__` that asks for the cell is not taken for re-entry; every C-API
+// call that may run Python code (the initializer, releasing a loser, chaining an error) is
+// inside `call_user_code`, so a thread torn down by pthread_exit anywhere in it leaks what
+// it holds instead of touching Python without the GIL.
 template <class T>
 template <class F>
 const T& gil_once_cell<T>::get_or_init_slow(gil_token, F&& init) {
-    const int reentrant = detail::context_is_initializing(this);
+    const int reentrant = detail::context_is_initializing(this, live_);
     if (reentrant < 0) throw_record_failure();
     if (reentrant) throw reentrant_init_error(message(reentry_text));
     std::optional<T> value;
-    {
-        detail::initializing_scope scope(this);  // ends before a losing `value` is released
-        if (!scope.ok()) throw_record_failure();
-        // May release the GIL: other threads (or greenlets) may run, and may fill the cell.
-        value.emplace(detail::call_user_code(std::forward<F>(init), [&] { scope.abandon(); }));
-    }
-    if (is_empty_handle(*value, 0)) throw empty_value_error(message(empty_text));
-    // The GIL is held again. If another initializer completed meanwhile, it won: `value`
-    // is destroyed at the end of this function, under the GIL.
-    if (!full_) store(std::move(*value));
-    return slot_.value;
+    std::optional<detail::initializing_scope> scope;  // destroyed before `value`
+    auto abandon = [&]() noexcept {
+        if (scope) scope->abandon();
+        if (value) detail::abandon(*value);
+    };
+    return detail::call_user_code(
+        [&]() -> const T& {
+            scope.emplace(this, live_);
+            if (!scope->ok()) throw_record_failure();
+            value.emplace(std::forward<F>(init)());  // may release the GIL: others may fill the cell
+            scope.reset();
+            if (detail::is_empty(*value)) throw empty_value_error(message(empty_text));
+            if (!full_) {
+                store(std::move(*value));
+                value.reset();
+            } else {
+                detail::release_now(*value);  // another initializer won
+            }
+            return slot_.value;
+        },
+        abandon);
 }
 
 template <class T>
 template <class F>
 const T* gil_once_cell<T>::get_or_try_init_slow(gil_token, F&& init) {
-    const int reentrant = detail::context_is_initializing(this);
+    const int reentrant = detail::context_is_initializing(this, live_);
     if (reentrant < 0) return nullptr;
     if (reentrant) {
         PyErr_SetString(PyExc_RuntimeError, message(reentry_text).c_str());
         return nullptr;
     }
-    bool recorded = false;
-    std::optional<T> value = [&]() -> std::optional<T> {
-        detail::initializing_scope scope(this);  // ends before a losing `value` is released
-        if (!(recorded = scope.ok())) return std::nullopt;
-        return detail::call_user_code([&] { return std::optional<T>(std::forward<F>(init)()); },
-                                      [&] { scope.abandon(); });
-    }();
-    if (!recorded) return nullptr;  // the record's Python error is set
-    if (!value) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_SystemError, message("initializer failed without setting an exception").c_str());
-        return nullptr;
-    }
-    if (PyErr_Occurred()) {
-        value.reset();  // a half-failed initializer: discard its value, report the error
-        raise_from_current(PyExc_SystemError, message("initializer returned a value with an exception set").c_str());
-        return nullptr;
-    }
-    if (is_empty_handle(*value, 0)) {
-        value.reset();
-        PyErr_SetString(PyExc_SystemError, message(empty_text).c_str());
-        return nullptr;
-    }
-    if (!full_) store(std::move(*value));
-    return &slot_.value;
+    std::optional<T> value;
+    std::optional<detail::initializing_scope> scope;  // destroyed before `value`
+    auto abandon = [&]() noexcept {
+        if (scope) scope->abandon();
+        if (value) detail::abandon(*value);
+    };
+    return detail::call_user_code(
+        [&]() -> const T* {
+            scope.emplace(this, live_);
+            if (!scope->ok()) return nullptr;  // the record's Python error is set
+            if (std::optional<T> made = std::forward<F>(init)()) value.emplace(std::move(*made));
+            scope.reset();
+            if (!value) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_SystemError, message("initializer failed without setting an exception").c_str());
+                return nullptr;
+            }
+            if (PyErr_Occurred()) {  // a half-failed initializer: discard its value, report the error
+                detail::release_now(*value);
+                raise_from_current(PyExc_SystemError, message("initializer returned a value with an exception set").c_str());
+                return nullptr;
+            }
+            if (detail::is_empty(*value)) {
+                PyErr_SetString(PyExc_SystemError, message(empty_text).c_str());
+                return nullptr;
+            }
+            if (!full_) {
+                store(std::move(*value));
+                value.reset();
+            } else {
+                detail::release_now(*value);  // another initializer won
+            }
+            return &slot_.value;
+        },
+        abandon);
 }
 
 }  // namespace gilonce

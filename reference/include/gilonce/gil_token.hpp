@@ -63,7 +63,9 @@ private:
 /// touch an interpreter being destroyed by another thread.
 class gil_acquire {
 public:
-    gil_acquire() noexcept : state_(PyGILState_Ensure()) {}
+    /// Not `noexcept`: CPython 3.11-3.13 ends a daemon thread with `pthread_exit` right in
+    /// `PyGILState_Ensure` once Py_Finalize has started, and that unwind must pass through.
+    gil_acquire() : state_(PyGILState_Ensure()) {}
     ~gil_acquire() {
         if (detail::this_thread_holds_the_gil()) PyGILState_Release(state_);
     }

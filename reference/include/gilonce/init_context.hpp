@@ -7,10 +7,14 @@
 // A `std::thread::id` record is worse: glibc reuses thread ids, and after fork() a new
 // thread can inherit the id of a thread that was computing in the parent.
 //
-// The record therefore lives in a `contextvars.ContextVar`: each thread, each greenlet and
-// each asyncio task has its own context, and a context exists only where its execution
-// does, so it cannot outlive a thread, survive a fork into another thread, or be mixed up
-// when greenlets finish in any order. The variable is kept in the interpreter's own dict
+// The record therefore lives in a `contextvars.ContextVar`: each thread and each greenlet
+// has its own context, so the record cannot outlive a thread, survive a fork into another
+// thread, or be mixed up when greenlets finish in any order. A context can be *copied*,
+// though (asyncio's call_soon, create_task and to_thread copy the current one), and a copy
+// may outlive the computation it was made in. So an entry names one computation: the
+// object's address and a serial number the object hands out; the object keeps the serials
+// of its computations in progress (`live_computations`), and an entry whose computation
+// has ended means nothing. The variable is kept in the interpreter's own dict
 // (`PyInterpreterState_GetDict`), so each interpreter has its own, created on first use.
 #pragma once
 
@@ -18,16 +22,60 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <utility>
 
 namespace gilonce {
 namespace detail {
 
-/// The ContextVar whose value is a tuple of the addresses (ints) of the lazy values this
-/// context is computing, innermost last. Shared by every copy of this header in the
-/// process, so the key names the value's format; change the key if the format changes.
+/// The computations of one lazy value in progress, GIL-guarded; owned by the value.
+/// Constant-initialized (a `static` cell stays constant-initialized). Each computation is a
+/// heap node, so that one abandoned by a thread torn down without the GIL can stay linked,
+/// valid and harmless (it only makes a context copied from that computation look live).
+class live_computations {
+public:
+    struct node {
+        std::uint64_t serial;
+        node* next;
+    };
+    constexpr live_computations() noexcept = default;
+    live_computations(const live_computations&) = delete;
+    live_computations& operator=(const live_computations&) = delete;
+    ~live_computations() {
+        while (head_ != nullptr) delete std::exchange(head_, head_->next);
+    }
+    /// A new computation, now live. Requires: the GIL is held. Throws std::bad_alloc.
+    node* begin() {
+        head_ = new node{++last_, head_};
+        return head_;
+    }
+    /// Ends `computation` (from `begin`). Requires: the GIL is held.
+    void end(node* computation) noexcept {
+        for (node** link = &head_; *link != nullptr; link = &(*link)->next) {
+            if (*link == computation) {
+                *link = computation->next;
+                delete computation;
+                return;
+            }
+        }
+    }
+    /// Requires: the GIL is held.
+    bool contains(std::uint64_t serial) const noexcept {
+        for (const node* n = head_; n != nullptr; n = n->next)
+            if (n->serial == serial) return true;
+        return false;
+    }
+
+private:
+    std::uint64_t last_ = 0;
+    node* head_ = nullptr;
+};
+
+/// The ContextVar whose value is a tuple of (address, serial) pairs (ints), one per
+/// computation this context is inside, innermost last. Shared by every copy of this header
+/// in the process, so the key names the value's format; change the key if it changes.
 /// Requires: the GIL is held. Returns: a borrowed reference, or null with an exception set.
 inline PyObject* initializing_var() {
-    static constexpr const char key[] = "gilonce.initializing/1";
+    static constexpr const char key[] = "gilonce.initializing/2";
     PyObject* interp_dict = PyInterpreterState_GetDict(PyInterpreterState_Get());
     if (interp_dict == nullptr) {
         PyErr_SetString(PyExc_SystemError, "gilonce: this interpreter has no per-interpreter dict");
@@ -45,24 +93,34 @@ inline PyObject* initializing_var() {
     return var;  // borrowed from the interpreter dict, which keeps it alive
 }
 
-/// Whether the current context is computing `what`.
-/// Requires: the GIL is held. Returns 1 or 0, or -1 with an exception set.
-inline int context_is_initializing(const void* what) {
+/// Whether the current context is inside a live computation of `what`. Entries that are
+/// not well-formed pairs (the variable is reachable from Python through copy_context())
+/// are ignored. Requires: the GIL is held. Returns 1 or 0, or -1 with an exception set
+/// (an exception already set on entry is left alone and is not a failure).
+inline int context_is_initializing(const void* what, const live_computations& live) {
     PyObject* var = initializing_var();
     if (var == nullptr) return -1;
     PyObject* record = nullptr;
     if (PyContextVar_Get(var, nullptr, &record) < 0) return -1;
     if (record == nullptr) return 0;  // nothing computed in this context yet
     int found = 0;
-    const auto address = reinterpret_cast<std::uintptr_t>(what);
-    for (Py_ssize_t i = 0; PyTuple_Check(record) && i < PyTuple_GET_SIZE(record) && !found; ++i)
-        found = PyLong_AsVoidPtr(PyTuple_GET_ITEM(record, i)) == reinterpret_cast<void*>(address);
+    const Py_ssize_t n = PyTuple_Check(record) ? PyTuple_GET_SIZE(record) : 0;
+    for (Py_ssize_t i = 0; i < n && !found; ++i) {
+        PyObject* entry = PyTuple_GET_ITEM(record, i);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) continue;
+        PyObject* address = PyTuple_GET_ITEM(entry, 0);
+        PyObject* serial = PyTuple_GET_ITEM(entry, 1);
+        if (!PyLong_CheckExact(address) || !PyLong_CheckExact(serial)) continue;
+        // The Mask conversions never fail on an int: no exception can appear here.
+        found = PyLong_AsUnsignedLongLongMask(address) == reinterpret_cast<std::uintptr_t>(what) &&
+                live.contains(PyLong_AsUnsignedLongLongMask(serial));
+    }
     Py_DECREF(record);
-    if (PyErr_Occurred()) return -1;
     return found;
 }
 
-/// Records, for as long as it lives, that the current context is computing `what`.
+/// Records, for as long as it lives, that the current context is inside a new computation
+/// of `what` (and that this computation is live in `live`).
 /// Requires: the GIL is held at construction and at destruction, and the destructor runs
 /// in the same context (true for the initializer's own call: greenlets and tasks switch
 /// contexts away and back, but never return into another one).
@@ -70,35 +128,38 @@ inline int context_is_initializing(const void* what) {
 /// `abandon()` (for a thread torn down without the GIL) makes the destructor do nothing.
 class initializing_scope {
 public:
-    /// Adds `what` to the current context's record. Requires: the GIL is held.
-    explicit initializing_scope(const void* what) {
+    /// Adds a computation of `what` to the current context's record.
+    /// Requires: the GIL is held.
+    initializing_scope(const void* what, live_computations& live) : live_(live) {
         PyObject* var = initializing_var();
         if (var == nullptr) return;
         PyObject* outer = nullptr;
         if (PyContextVar_Get(var, nullptr, &outer) < 0) return;
-        PyObject* address = PyLong_FromVoidPtr(const_cast<void*>(what));
-        PyObject* inner = nullptr;
-        if (address != nullptr) {
-            PyObject* one = PyTuple_Pack(1, address);
-            inner = one == nullptr ? nullptr
-                    : outer != nullptr && PyTuple_Check(outer) ? PySequence_Concat(outer, one)
-                                                                : (Py_INCREF(one), one);
-            Py_XDECREF(one);
-        }
-        Py_XDECREF(address);
+        computation_ = live_.begin();
+        PyObject* entry = Py_BuildValue("(KK)", static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(what)),
+                                        static_cast<unsigned long long>(computation_->serial));
+        PyObject* one = entry ? PyTuple_Pack(1, entry) : nullptr;
+        PyObject* inner = one == nullptr ? nullptr
+                          : outer != nullptr && PyTuple_Check(outer) ? PySequence_Concat(outer, one)
+                                                                      : (Py_INCREF(one), one);
+        Py_XDECREF(one);
+        Py_XDECREF(entry);
         Py_XDECREF(outer);
-        if (inner == nullptr) return;
-        token_ = PyContextVar_Set(var, inner);
-        Py_DECREF(inner);
+        if (inner != nullptr) {
+            token_ = PyContextVar_Set(var, inner);
+            Py_DECREF(inner);
+        }
         if (token_ != nullptr) var_ = var;
+        else live_.end(computation_);
     }
-    /// Restores the record as it was before (keeping any Python exception set).
+    /// Ends the computation and restores the record as it was (keeping any Python
+    /// exception set).
     ~initializing_scope() {
         if (var_ == nullptr) return;
-        // Keep an exception raised by the computation while the record is taken down.
+        live_.end(computation_);
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
-        if (PyContextVar_Reset(var_, token_) < 0) PyErr_Clear();  // not in its context: keep going
+        if (PyContextVar_Reset(var_, token_) < 0) PyErr_Clear();  // not in its context: the serial ended anyway
         Py_DECREF(token_);
         PyErr_Restore(type, value, tb);
     }
@@ -107,11 +168,14 @@ public:
 
     /// Whether the record was made (false: a Python exception is set).
     bool ok() const noexcept { return var_ != nullptr; }
-    /// Makes the destructor do nothing, leaking the record's token: for a thread torn
-    /// down without the GIL, where no C-API call is allowed.
+    /// Makes the destructor do nothing, leaking the record's token and leaving the
+    /// computation linked: for a thread torn down without the GIL, where no C-API call is
+    /// allowed and GIL-guarded state must not be touched.
     void abandon() noexcept { var_ = nullptr; }
 
 private:
+    live_computations& live_;
+    live_computations::node* computation_ = nullptr;
     PyObject* var_ = nullptr;    // borrowed from the interpreter dict
     PyObject* token_ = nullptr;  // owned
 };

@@ -19,6 +19,7 @@
 #include "gil_once_cell.hpp"
 #include "gil_state.hpp"
 #include "gil_token.hpp"
+#include "handles.hpp"
 #include "init_context.hpp"
 #include "py_ref.hpp"
 
@@ -155,15 +156,26 @@ private:
         std::function<PyObject*(gil_token)> make_bases;
     };
     using computed = std::vector<std::pair<const char*, py_ref>>;
+    // Stage 1's result: the ready type, and (immutable types) a copy of its dict as stage 1
+    // left it, to catch a change made through the back door before publication.
+    struct ready_type {
+        py_ref type;
+        py_ref stage_one_dict;
+    };
 
     PyTypeObject* get_slow(gil_token gil);  // GILONCE_COLD: kept out of the inlined fast path
     PyTypeObject* get_slow_unguarded(gil_token gil);
     bool check_user_code() const;
-    std::optional<py_ref> create_ready_type(gil_token gil);
+    std::optional<ready_type> create_ready_type(gil_token gil);
+    PyTypeObject* compute_and_publish(gil_token gil, const ready_type& ready);
+    bool dict_is_as_stage_one_left_it(const ready_type& ready);
     py_ref make_bases(gil_token gil);
     bool bases_are_immutable(PyObject* bases) const;
     bool make_immutable(PyTypeObject* type) const;
     using replaced_values = std::vector<std::pair<py_ref, py_ref>>;  // (name, old value)
+    static void release_all(computed& values) {
+        for (auto& value : values) detail::release_now(value.second);
+    }
     bool publish(PyTypeObject* type, const computed& values, replaced_values& replaced);
     static bool is_dunder(const char* name) {
         const std::size_t n = std::strlen(name);
@@ -173,10 +185,11 @@ private:
     const void* stage_two_key() const noexcept { return &complete_; }
 
     PyType_Spec* spec_;
-    user_code* code_;                  // owned; leaked when destroyed without the GIL
+    user_code* code_;                    // owned; leaked when destroyed without the GIL
     bool immutable_;
-    gil_once_cell<py_ref> ready_;      // stage 1: the ready type
-    PyTypeObject* complete_ = nullptr;  // set once published; GIL-guarded
+    gil_once_cell<ready_type> ready_;    // stage 1
+    detail::live_computations computing_;  // stage 2 computations in progress; GIL-guarded
+    PyTypeObject* complete_ = nullptr;   // set once published; GIL-guarded
 };
 
 // No C++ exception leaves `get`: a bad_alloc in the bookkeeping becomes a MemoryError.
@@ -187,42 +200,88 @@ GILONCE_COLD inline PyTypeObject* lazy_type::get_slow(gil_token gil) {
 
 inline PyTypeObject* lazy_type::get_slow_unguarded(gil_token gil) {
     if (!check_user_code()) return nullptr;
-    const py_ref* ready = ready_.get_or_try_init(gil, [&] { return create_ready_type(gil); });
+    const ready_type* ready = ready_.get_or_try_init(gil, [&] { return create_ready_type(gil); });
     if (ready == nullptr) return nullptr;
     if (complete_ != nullptr) return complete_;  // published while stage 1 released the GIL
-    auto* type = reinterpret_cast<PyTypeObject*>(ready->get());
-    const int computing = detail::context_is_initializing(stage_two_key());
+    const int computing = detail::context_is_initializing(stage_two_key(), computing_);
     if (computing < 0) return nullptr;
-    if (computing) return type;  // a factory creating an instance: the early exception
+    if (computing) return reinterpret_cast<PyTypeObject*>(ready->type.get());  // the early exception
+    return compute_and_publish(gil, *ready);
+}
 
+// Stage 2. Every C-API call that may run Python code (the factories, releasing values,
+// chaining an error) is inside `call_user_code`: a thread torn down by pthread_exit
+// anywhere in it leaks what it holds instead of touching Python without the GIL. Values
+// are released explicitly (release_now), never by a destructor.
+inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_type& ready) {
+    auto* type = reinterpret_cast<PyTypeObject*>(ready.type.get());
     computed values;
     values.reserve(code_->attributes.size());  // no allocation between factories and publish
-    detail::initializing_scope scope(stage_two_key());
-    if (!scope.ok()) return nullptr;
-    // A thread torn down inside a factory holds no GIL: leak what it computed.
+    replaced_values replaced;                  // released after `complete_` is set
+    std::optional<detail::initializing_scope> scope;
     auto abandon = [&]() noexcept {
-        scope.abandon();
-        for (auto& value : values) (void)value.second.release();
+        if (scope) scope->abandon();
+        for (auto& value : values) detail::abandon(value.second);
+        for (auto& old : replaced) detail::abandon(old.first), detail::abandon(old.second);
     };
-    for (const class_attribute& attribute : code_->attributes) {
-        py_ref value = py_ref::steal(detail::call_user_code(
-            [&] { return detail::call_reporting_cpp_exceptions([&] { return attribute.make(gil); }); },
-            abandon));  // may release the GIL, may re-enter `get`
-        if (!value) {
-            const std::string what = std::string("cannot compute class attribute ") + spec_->name + "." +
-                                     attribute.name;
-            raise_from_current(PyExc_RuntimeError, what.c_str());
-            return nullptr;
-        }
-        values.emplace_back(attribute.name, std::move(value));
+    return detail::call_user_code(
+        [&]() -> PyTypeObject* {
+            scope.emplace(stage_two_key(), computing_);
+            if (!scope->ok()) return nullptr;
+            for (const class_attribute& attribute : code_->attributes) {
+                // May release the GIL, and may re-enter `get` (and get the early type).
+                py_ref value = py_ref::steal(detail::call_reporting_cpp_exceptions([&] { return attribute.make(gil); }));
+                const bool half_failed = value && PyErr_Occurred();
+                if (!value || half_failed) {
+                    scope.reset();
+                    if (half_failed) detail::release_now(value);
+                    const std::string what = std::string(half_failed ? "class attribute factory " : "cannot compute class attribute ") +
+                                             spec_->name + "." + attribute.name +
+                                             (half_failed ? " returned a value with an exception set" : "");
+                    raise_from_current(half_failed ? PyExc_SystemError : PyExc_RuntimeError, what.c_str());
+                    release_all(values);
+                    return nullptr;
+                }
+                values.emplace_back(attribute.name, std::move(value));
+            }
+            scope.reset();
+            // From here to `complete_ = type` the GIL is held and no Python code runs:
+            // checking and publishing are one step for every other thread.
+            if (complete_ == nullptr) {
+                if (!dict_is_as_stage_one_left_it(ready) || !publish(type, values, replaced)) {
+                    release_all(values);
+                    return nullptr;
+                }
+                complete_ = type;
+            }
+            release_all(values);  // the losers' values, or our references to the published ones
+            for (auto& old : replaced) detail::release_now(old.second), detail::release_now(old.first);
+            return complete_;
+        },
+        abandon);
+}
+
+// Immutable types only: Python code that reached the type during stage 2 cannot set an
+// attribute, but it can write into the dict itself (gc.get_referents(type) hands it out).
+// Such a change must not be published silently: it is an error, on this and every call.
+inline bool lazy_type::dict_is_as_stage_one_left_it(const ready_type& ready) {
+    PyObject* before = ready.stage_one_dict.get();
+    if (before == nullptr) return true;  // a mutable type: changes are allowed
+    PyObject* now = reinterpret_cast<PyTypeObject*>(ready.type.get())->tp_dict;
+    bool same = PyDict_Size(now) == PyDict_Size(before);
+    PyObject *key, *value;
+    for (Py_ssize_t pos = 0; same && PyDict_Next(before, &pos, &key, &value);) {
+        PyObject* current = PyDict_GetItemWithError(now, key);
+        if (current == nullptr && PyErr_Occurred()) return false;
+        same = current == value;
     }
-    // From here to the return the GIL is held and no Python code runs: checking and
-    // publishing are one step for every other thread.
-    if (complete_ != nullptr) return complete_;  // another caller won; `values` released
-    replaced_values replaced;  // released after `complete_` is set: a __del__ sees it complete
-    if (!publish(type, values, replaced)) return nullptr;
-    complete_ = type;
-    return complete_;
+    if (!same)
+        PyErr_Format(PyExc_RuntimeError,
+                     "gilonce::lazy_type %s: its dict was changed while its class attributes were computed "
+                     "(not by setattr, which an immutable type refuses, but through the dict itself, as "
+                     "gc.get_referents() hands it out, or from C); the type is not published",
+                     spec_->name);
+    return same;
 }
 
 inline bool lazy_type::check_user_code() const {
@@ -235,6 +294,13 @@ inline bool lazy_type::check_user_code() const {
                               : !attribute.make         ? "a class attribute has no factory"
                               : is_dunder(attribute.name) ? "a class attribute has a dunder name"
                                                           : nullptr;
+        if (problem == nullptr) {
+            for (const class_attribute& other : code_->attributes) {
+                if (&other == &attribute) break;
+                if (other.name != nullptr && std::strcmp(other.name, attribute.name) == 0)
+                    problem = "two class attributes have the same name";
+            }
+        }
         if (problem != nullptr) {
             if (attribute.name != nullptr)
                 PyErr_Format(PyExc_SystemError, "gilonce::lazy_type %s: %s (%s)", spec_->name, problem, attribute.name);
@@ -247,7 +313,7 @@ inline bool lazy_type::check_user_code() const {
 }
 
 // Stage 1. Runs inside the `ready_` cell: at most one result is kept.
-inline std::optional<py_ref> lazy_type::create_ready_type(gil_token gil) {
+inline std::optional<lazy_type::ready_type> lazy_type::create_ready_type(gil_token gil) {
     py_ref bases = make_bases(gil);
     if (code_->make_bases && !bases) return std::nullopt;
     if (immutable_ && bases && !bases_are_immutable(bases.get())) return std::nullopt;  // before creation
@@ -276,7 +342,12 @@ inline std::optional<py_ref> lazy_type::create_ready_type(gil_token gil) {
             return std::nullopt;
         }
     }
-    return type;
+    ready_type ready{std::move(type), py_ref()};
+    if (PyType_HasFeature(type_object, Py_TPFLAGS_IMMUTABLETYPE)) {
+        ready.stage_one_dict = py_ref::steal(PyDict_Copy(type_object->tp_dict));
+        if (!ready.stage_one_dict) return std::nullopt;
+    }
+    return ready;
 }
 
 // The bases factory, its errors named after the type. Empty with no factory.
@@ -295,17 +366,23 @@ inline py_ref lazy_type::make_bases(gil_token gil) {
 // PyType_Freeze's rule: an immutable type's bases are immutable, or attributes could be
 // added to the type through them.
 // `bases`: a type or a tuple of types (anything else is left to PyType_FromSpecWithBases).
+// Every class in each base's MRO is checked, not only the direct bases: an attribute set on
+// a mutable grand-base shows up on the type just the same.
 inline bool lazy_type::bases_are_immutable(PyObject* bases) const {
     const bool one = PyType_Check(bases);
     const Py_ssize_t n = one ? 1 : PyTuple_Check(bases) ? PyTuple_GET_SIZE(bases) : 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* item = one ? bases : PyTuple_GET_ITEM(bases, i);
         if (!PyType_Check(item)) continue;
-        auto* base = reinterpret_cast<PyTypeObject*>(item);
+        PyObject* mro = reinterpret_cast<PyTypeObject*>(item)->tp_mro;
+        const Py_ssize_t depth = mro != nullptr && PyTuple_Check(mro) ? PyTuple_GET_SIZE(mro) : 0;
+        for (Py_ssize_t k = 0; k < depth; ++k) {
+        auto* base = reinterpret_cast<PyTypeObject*>(PyTuple_GET_ITEM(mro, k));
         if (!PyType_HasFeature(base, Py_TPFLAGS_IMMUTABLETYPE)) {
             PyErr_Format(PyExc_TypeError, "gilonce::lazy_type %s: an immutable type needs immutable bases, and %s is mutable",
                          spec_->name, base->tp_name);
             return false;
+        }
         }
     }
     return true;
@@ -342,7 +419,8 @@ inline bool lazy_type::publish(PyTypeObject* type, const computed& values, repla
     if (!ok) {
         PyObject *t, *v, *tb;
         PyErr_Fetch(&t, &v, &tb);
-        for (auto& [name, old] : replaced) {
+        for (auto it = replaced.rbegin(); it != replaced.rend(); ++it) {  // last in, first out
+            auto& [name, old] = *it;
             const int undone = old ? PyDict_SetItem(dict, name.get(), old.get()) : PyDict_DelItem(dict, name.get());
             if (undone < 0) PyErr_Clear();
         }
