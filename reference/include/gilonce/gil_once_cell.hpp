@@ -59,17 +59,21 @@ inline constexpr invalidates_references_t invalidates_references{};
 /// - If the initializer releases the GIL, another thread that finds the cell empty runs its
 ///   own initializer: **the initializer may run more than once**, concurrently.
 /// - The first initializer to *complete* stores its value. A later one's value is
-///   destroyed at once, under the GIL (for a Python object: decref'd), and that caller
-///   gets the stored value. Every caller gets a reference to the same stored value.
+///   released at once, under the GIL (a `py_ref` or `pybind11::object`: decref'd; a raw
+///   pointer: left alone), and that caller gets the stored value. Every caller gets a
+///   reference to the same stored value.
 /// - An initializer that fails (throws, or for `get_or_try_init` reports a Python error,
 ///   or returns an empty handle) leaves the cell empty; the failure propagates and the next
 ///   call tries again.
 /// - Re-entrant initialization (the initializer asks for this cell in its own execution
 ///   context) is an error naming the cell, not a stack overflow and not a hang. The
-///   context is Python's: a thread, a greenlet or an asyncio task each have their own, so a
-///   greenlet that switches away inside an initializer lets another greenlet compute the
-///   value too (as another thread would), and greenlets may finish in any order. Code that
-///   recurses through a brand-new `contextvars.Context()` escapes the check.
+///   context is Python's: each thread and each greenlet has its own, so a greenlet that
+///   switches away inside an initializer lets another greenlet compute the value too (as
+///   another thread would), and greenlets may finish in any order. A context *copied* while
+///   the initializer runs (`contextvars.copy_context()`, asyncio's `call_soon`,
+///   `create_task`, `to_thread`) is that initialization until it ends, and an ordinary
+///   caller after. Code that recurses through a brand-new `contextvars.Context()` escapes
+///   the check.
 /// - Destruction: the stored value is destroyed by the cell's destructor if the calling
 ///   thread holds the GIL of a live interpreter (checked on the thread state, so it is also
 ///   right while Py_FinalizeEx clears modules: a cell in module state releases its object
@@ -77,8 +81,11 @@ inline constexpr invalidates_references_t invalidates_references{};
 ///   destroyed at process exit, after Py_Finalize, never decrefs a Python object. (pybind11
 ///   never destroys such storage at all; gilonce destroys when it is safe because the same
 ///   cell is also used in module state, which must release what it holds.)
-/// - A thread ended by `pthread_exit` inside an initializer (a daemon thread during
-///   Py_Finalize, CPython 3.11-3.13) unwinds through the cell without calling the C API.
+/// - A thread ended by `pthread_exit` anywhere in the slow path (a daemon thread during
+///   Py_Finalize, CPython 3.11-3.13, wanting the GIL back inside the initializer, inside a
+///   losing value's `__del__`, or while an error is chained) unwinds through the cell
+///   without calling the C API: what it holds is leaked. Losing values are released by an
+///   ordinary call, never inside a destructor, so such an unwind can pass.
 /// - Fast path on a full cell: one load and a branch, inlined. No atomic read-modify-write,
 ///   no lock, no thread-id lookup: the GIL already orders every write before every read.
 ///
@@ -96,9 +103,11 @@ inline constexpr invalidates_references_t invalidates_references{};
 ///   }
 /// @endcode
 ///
-/// @tparam T the stored type: a C++ value, `gilonce::py_ref`, `pybind11::object`, or
-///         `PyObject*` (a reference the cell never releases). Its destructor must be safe
-///         to run with the GIL held.
+/// @tparam T the stored type: a C++ value, `gilonce::py_ref`, `pybind11::object`, or a raw
+///         pointer such as `PyObject*`. A raw pointer is not owned: the cell never decrefs
+///         it, neither the stored one nor a losing or refused one (prefer `py_ref`). A null
+///         `py_ref`/`pybind11::object`/raw pointer is an "empty handle" and never stored.
+///         T's destructor must be safe to run with the GIL held.
 template <class T>
 class gil_once_cell {
 public:

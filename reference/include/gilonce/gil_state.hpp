@@ -19,6 +19,12 @@ namespace detail {
 /// thread that released the GIL, and on a thread ended by `pthread_exit` in finalization.
 /// Safe to call at any time, with or without the GIL, before or after Py_Finalize.
 /// Reads: one thread-state pointer and, if set, its `thread_id` (a live thread's).
+/// Limits: a thread state created on one thread and attached on another keeps its
+/// creator's `thread_id`, so there the answer is a false "no" (a debug token check aborts;
+/// a destructor leaks instead of releasing): attach thread states on the thread that made
+/// them, as PyGILState_Ensure does. And on 3.11, where the current state is one global, a
+/// thread that reads it while the finalizing thread frees it (only a daemon thread being
+/// torn down during Py_Finalize, in a destructor of its own) races with that free.
 inline bool this_thread_holds_the_gil() noexcept {
 #if PY_VERSION_HEX >= 0x030D0000
     PyThreadState* current = PyThreadState_GetUnchecked();

@@ -33,10 +33,12 @@ namespace detail {
 /// valid and harmless (it only makes a context copied from that computation look live).
 class live_computations {
 public:
+    /// One computation in progress.
     struct node {
-        std::uint64_t serial;
-        node* next;
+        std::uint64_t serial;  ///< unique among this value's computations, never reused
+        node* next;            ///< the next computation in progress, or null
     };
+    /// No computation in progress.
     constexpr live_computations() noexcept = default;
     live_computations(const live_computations&) = delete;
     live_computations& operator=(const live_computations&) = delete;

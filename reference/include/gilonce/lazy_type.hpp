@@ -54,39 +54,50 @@ struct class_attribute {
 /// - Never blocks; takes no lock but the GIL.
 /// - Every caller gets the same type object. `get` returns it complete, with every class
 ///   attribute, to every caller but one: a call made while a factory runs, in the execution
-///   context (thread, greenlet, asyncio task) computing the attributes, gets the ready type
-///   early, to create instances. Another greenlet on the same thread is another caller.
+///   context (thread, greenlet) computing the attributes, gets the ready type early, to
+///   create instances. Another greenlet on the same thread is another caller. A context
+///   copied from the computing one while it runs (`copy_context()`, asyncio's `call_soon`,
+///   `create_task`, `to_thread`) is part of that computation until it ends, so code a
+///   factory hands its context to may get the early type; once the computation has ended,
+///   such a copy is an ordinary caller.
 /// - Who else can see the incomplete type: while stage 2 runs, Python code (the factories'
 ///   own, and any thread's when a factory releases the GIL) can reach the type without
 ///   `get`: through the instances the factories create (`type(obj)`), through its bases'
 ///   `__subclasses__()`, and through the garbage collector (`gc.get_objects()`,
-///   `gc.get_referrers()`). Such code may read the type (the class attributes are still
-///   missing), create instances and subclass it. It cannot change an immutable type: it is
-///   immutable from stage 1, so setting or deleting an attribute, and assigning
-///   `__class__` to or from it, raise `TypeError`; nothing but the class attributes is ever
-///   added to it. A type made with `immutable = false` is an ordinary mutable class from
-///   stage 1 on, and publication overwrites only the class attributes' names.
+///   `gc.get_referrers()`, `gc.get_referents()`). Such code may read the type (the class
+///   attributes are still missing), create instances and subclass it. It cannot change an
+///   immutable type: it is immutable from stage 1, so setting or deleting an attribute,
+///   and assigning `__class__` to or from it, raise `TypeError`. `gc.get_referents(type)`
+///   also hands out the type's own dict, which Python code can write into; publication
+///   compares the dict with the one stage 1 left and, if it changed, publishes nothing and
+///   raises `RuntimeError` (on every call): only the class attributes are ever added. A
+///   type made with `immutable = false` is an ordinary mutable class from stage 1 on, and
+///   publication overwrites only the class attributes' names.
 /// - If stage 2 releases the GIL, other callers compute their own attributes meanwhile:
 ///   factories may run more than once. The first complete set is published, once; the
 ///   others are released at once, under the GIL.
 /// - A failing factory: `get` returns null with `RuntimeError("cannot compute class
 ///   attribute <type>.<attribute>")` set, the factory's error as `__cause__`. Nothing is
-///   published, and the next call (in any context) computes the attributes again. A failing
+///   published, and the next call (in any context) computes the attributes again. A
+///   factory that returns a value with an exception set: `SystemError("class attribute
+///   factory <type>.<attribute> returned a value with an exception set")`. A failing
 ///   bases factory: `RuntimeError("cannot compute the bases of <type>")`, likewise. A C++
 ///   exception from either becomes `RuntimeError("C++ exception: <what>")` (or
 ///   `MemoryError`) as that cause: no C++ exception escapes `get`.
 /// - Immutable (the default, Python 3.10+): `Py_TPFLAGS_IMMUTABLETYPE`, on 3.14+ set by
 ///   `PyType_Freeze`, before any instance exists (as its documentation requires); on
 ///   3.10-3.13 by creating the type from a copy of the spec with the flag added, which is
-///   how CPython's own modules make immutable types. Its bases must be immutable too
-///   (`PyType_Freeze`'s rule, applied on every version): a mutable base would let
-///   attributes appear on the type through the back door, so it is a `TypeError`. A spec
+///   how CPython's own modules make immutable types. Every class in its bases' MROs must
+///   be immutable too (`PyType_Freeze`'s rule for bases, applied on every version and to
+///   grand-bases): a mutable one would let attributes appear on the type through the back
+///   door, so it is a `TypeError`. A spec
 ///   that already carries the flag is used as it is. Subclasses made in Python are
 ///   ordinary, mutable classes.
 /// - Fast path once complete: one load and a branch, inlined.
-/// - A thread ended by `pthread_exit` while a factory runs (a daemon thread during
-///   Py_Finalize, CPython 3.11-3.13) unwinds through `get` with no Python C-API call: the
-///   attributes it had computed are leaked, not decref'd without the GIL.
+/// - A thread ended by `pthread_exit` anywhere in stage 2 (a daemon thread during
+///   Py_Finalize, CPython 3.11-3.13, wanting the GIL back in a factory, while an error is
+///   chained, or while a value is released) unwinds through `get` with no Python C-API
+///   call: the attributes it had computed are leaked, not decref'd without the GIL.
 /// - Lifetime: the `lazy_type` owns one reference to the type (in a `gil_once_cell`) and
 ///   its factories (which may own Python objects). Its destructor releases them if the
 ///   destroying thread holds the GIL of a live interpreter (module state, cleared while
@@ -115,9 +126,9 @@ public:
     /// runs in stage 1 and returns a new reference to a base type or a tuple of bases
     /// (or null with a Python exception set); it must not ask for this type.
     /// `immutable`: make the type immutable in stage 1 (see the class comment).
-    /// Misuse (a null `spec`, an attribute with a null or dunder name, no factory, or a name
-    /// the spec already defines) is reported by `get` as a `SystemError` naming the
-    /// problem, not a crash.
+    /// Misuse (a null `spec`, an attribute with a null or dunder name, no factory, a name
+    /// given twice, or a name the spec already defines) is reported by `get` as a
+    /// `SystemError` naming the problem, not a crash.
     lazy_type(PyType_Spec* spec, std::vector<class_attribute> attributes,
               std::function<PyObject*(gil_token)> make_bases = {}, bool immutable = true)
         : spec_(spec),
