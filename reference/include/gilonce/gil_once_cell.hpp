@@ -192,6 +192,15 @@ private:
         ::new (static_cast<void*>(&slot_.value)) T(std::move(value));
         full_ = true;
     }
+    // Stores `value` if the cell is still empty; else another initializer won, and `value`
+    // is released now (outside any destructor). Either way `value` is left empty or spent.
+    // Requires: the GIL is held.
+    void store_or_release(T& value) {
+        if (!full_)
+            store(std::move(value));
+        else
+            detail::release_now(value);
+    }
     // The current Python exception as a C++ one (C++ flavour), or as a chained
     // SystemError (C API flavour), for failures of the context record itself (memory).
     [[noreturn]] void throw_record_failure() const {
@@ -277,12 +286,7 @@ const T& gil_once_cell<T>::get_or_init_slow(gil_token, F&& init) {
             value.emplace(std::forward<F>(init)());  // may release the GIL: others may fill the cell
             scope.reset();
             if (detail::is_empty(*value)) throw empty_value_error(message(empty_text));
-            if (!full_) {
-                store(std::move(*value));
-                value.reset();
-            } else {
-                detail::release_now(*value);  // another initializer won
-            }
+            store_or_release(*value);
             return slot_.value;
         },
         abandon);
@@ -323,12 +327,7 @@ const T* gil_once_cell<T>::get_or_try_init_slow(gil_token, F&& init) {
                 PyErr_SetString(PyExc_SystemError, message(empty_text).c_str());
                 return nullptr;
             }
-            if (!full_) {
-                store(std::move(*value));
-                value.reset();
-            } else {
-                detail::release_now(*value);  // another initializer won
-            }
+            store_or_release(*value);
             return &slot_.value;
         },
         abandon);
