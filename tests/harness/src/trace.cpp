@@ -8,6 +8,9 @@
 #include <map>
 #include <set>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 namespace harness {
 
 namespace detail {
@@ -16,6 +19,11 @@ std::atomic<trace_log*> current_log{nullptr};
 
 namespace {
 thread_local char current_thread_name[16] = "?";
+
+std::int32_t current_tid() noexcept {
+    thread_local const std::int32_t tid = static_cast<std::int32_t>(syscall(SYS_gettid));
+    return tid;
+}
 
 std::uint64_t now_ns() noexcept {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -77,6 +85,7 @@ void detail::record_slow(trace_log* log, event_kind kind, const char* resource,
     copy_text(e.thread, sizeof e.thread, current_thread_name);
     copy_text(e.resource, sizeof e.resource, resource);
     copy_text(e.text, sizeof e.text, text);
+    e.tid = current_tid();
     // seq_cst: the order of publications is the order a reader in another process sees.
     log->published[i].store(1, std::memory_order_seq_cst);
 }
@@ -93,8 +102,10 @@ std::string deadlock_report::describe() const {
 deadlock_report find_deadlock(const std::vector<trace_event>& events) {
     std::map<std::string, std::multiset<std::string>> held;  // thread -> resources
     std::map<std::string, std::string> waiting;              // thread -> resource
+    std::map<std::string, std::int32_t> tids;                // thread -> kernel tid
     for (const auto& e : events) {
         const std::string thread = e.thread, resource = e.resource;
+        tids[thread] = e.tid;
         switch (e.kind) {
             case event_kind::waits: waiting[thread] = resource; break;
             case event_kind::holds:
@@ -136,7 +147,10 @@ deadlock_report find_deadlock(const std::vector<trace_event>& events) {
             if (seen != path.end()) {
                 deadlock_report report;
                 report.found = true;
-                for (auto it = seen; it != path.end(); ++it) report.cycle.push_back(describe_thread(*it));
+                for (auto it = seen; it != path.end(); ++it) {
+                    report.cycle.push_back(describe_thread(*it));
+                    report.threads.emplace_back(*it, tids[*it]);
+                }
                 return report;
             }
             path.push_back(next);

@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <stdexcept>
 
 namespace harness {
@@ -92,6 +93,55 @@ std::string describe_threads(pid_t pid, bool& all_blocked) {
                       " threads blocked in futex() (a lock wait)";
     return others.empty() ? out : out + "; " + others;
 }
+
+// The system call a thread of `pid` is blocked in (its number), or -1 when it is running
+// or unreadable: the first field of /proc/<pid>/task/<tid>/syscall.
+long blocked_syscall(pid_t pid, std::int32_t tid) {
+    std::ifstream file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/syscall");
+    std::string first;
+    file >> first;
+    if (first.empty() || !std::isdigit(static_cast<unsigned char>(first[0]))) return -1;
+    return std::stol(first);
+}
+
+// Confirms a wait-for cycle read from the trace by observation: every thread of the cycle
+// blocked in futex() at every sample, and no new trace event, for `settle` without a break.
+class cycle_confirmation {
+public:
+    explicit cycle_confirmation(std::chrono::milliseconds settle) : settle_(settle) {}
+
+    // One sample. Returns the evidence once the cycle has stood for the settle time.
+    std::optional<std::string> sample(pid_t pid, const deadlock_report& cycle, std::size_t events_so_far) {
+        const auto now = std::chrono::steady_clock::now();
+        bool all_blocked = cycle.found && !cycle.threads.empty();
+        for (const auto& [name, tid] : cycle.threads)
+            if (tid <= 0 || blocked_syscall(pid, tid) != SYS_futex) all_blocked = false;
+        const std::string key = cycle.describe();
+        if (!all_blocked || key != key_ || events_so_far != events_) {
+            key_ = all_blocked ? key : std::string();  // (re)start on the next standing sample
+            events_ = events_so_far;
+            since_ = now;
+            samples_ = all_blocked ? 1 : 0;
+            return std::nullopt;
+        }
+        ++samples_;
+        if (now - since_ < settle_) return std::nullopt;
+        std::string who;
+        for (const auto& [name, tid] : cycle.threads)
+            who += (who.empty() ? "" : ", ") + name + " (tid " + std::to_string(tid) + ")";
+        char tail[160];
+        std::snprintf(tail, sizeof tail, " blocked in futex() at each of %d samples over %.3f s, with no trace event",
+                      samples_, std::chrono::duration<double>(now - since_).count());
+        return "observed: " + who + tail;
+    }
+
+private:
+    std::chrono::milliseconds settle_;
+    std::string key_;
+    std::size_t events_ = 0;
+    std::chrono::steady_clock::time_point since_{};
+    int samples_ = 0;
+};
 
 std::string read_all(std::FILE* f) {
     std::string text;
@@ -180,15 +230,18 @@ outcome run_in_child(const std::function<scenario_result()>& scenario, watchdog_
 
     outcome out;
     bool exited = false;
+    cycle_confirmation confirmation(options.settle);
     while (!exited) {
         pollfd p{pipe_fds[0], POLLIN, 0};
         const int ready = poll(&p, 1, 5);
         if (ready > 0) exited = true;  // EOF: the child is gone (or is going)
         if (exited) break;
-        deadlock_report cycle = find_deadlock(area->log.snapshot());
-        if (cycle.found) {
+        // A cycle in the trace is a hypothesis; the verdict waits for the observation.
+        const std::vector<trace_event> events = area->log.snapshot();
+        deadlock_report cycle = find_deadlock(events);
+        if (std::optional<std::string> evidence = confirmation.sample(pid, cycle, events.size())) {
             out.observed = verdict::deadlocked;
-            out.detail = cycle.describe();
+            out.detail = cycle.describe() + "; " + *evidence;
             break;
         }
         const auto waited = std::chrono::steady_clock::now() - start;
@@ -201,7 +254,7 @@ outcome run_in_child(const std::function<scenario_result()>& scenario, watchdog_
             if (all_blocked || waited > 4 * options.deadline) {
                 out.observed = verdict::deadlocked;
                 char head[96];
-                std::snprintf(head, sizeof head, "no exit within %.1f s, no wait-for cycle in the trace; ",
+                std::snprintf(head, sizeof head, "no exit within %.1f s, no confirmed wait-for cycle; ",
                               std::chrono::duration<double>(waited).count());
                 out.detail = head + threads;
                 break;

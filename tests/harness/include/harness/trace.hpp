@@ -3,7 +3,8 @@
 // Scenarios record who takes, waits for and releases which lock (the GIL, a once-lock).
 // The log can live in memory shared with a parent process, so that when a child process
 // deadlocks the parent can still read, from the log, who holds what and who waits for
-// what, and prove the deadlock from a wait-for cycle instead of guessing from a timeout.
+// what: a wait-for cycle, which the watchdog then confirms by observing the threads blocked,
+// instead of guessing from a timeout.
 // When no log is installed every record call is a single load and a branch.
 #pragma once
 
@@ -32,7 +33,8 @@ struct trace_event {
     event_kind kind;
     char thread[16];        // the scenario's name for the thread ("A", "B", "main")
     char resource[48];      // for waits/holds/releases: the lock ("GIL", "once-lock")
-    char text[104];         // free text (notes); may be empty
+    char text[100];         // free text (notes); may be empty
+    std::int32_t tid;       // the kernel's id of the recording thread (for /proc evidence)
 };
 
 /// A fixed-capacity log. Lock-free: safe to write from several threads, and to read from
@@ -71,22 +73,21 @@ inline void record(event_kind kind, const char* resource, const char* text = "")
 inline void note(const char* text) noexcept { record(event_kind::note, "", text); }
 inline void note(const std::string& text) noexcept { note(text.c_str()); }
 
-/// A deadlock read off a log: each thread in `cycle` waits for a resource held by the next
-/// one, and the last waits for one held by the first (a one-thread cycle is a self-deadlock).
+/// A wait-for cycle read off a log: each thread in `cycle` waits for a resource held by the
+/// next one, and the last waits for one held by the first (a one-thread cycle is a
+/// self-deadlock). A cycle is a *hypothesis*: "waits for" is recorded before the call that
+/// blocks, so a thread may record it and then do anything else. The watchdog calls a child
+/// deadlocked only when it also observes the cycle's threads blocked (see watchdog.hpp).
 struct deadlock_report {
     bool found = false;
     std::vector<std::string> cycle;  // "A holds once-lock, waits for GIL", ...
+    std::vector<std::pair<std::string, std::int32_t>> threads;  // (name, kernel tid) in the cycle
     std::string describe() const;    // the cycle as one line
 };
 
 /// Looks for a wait-for cycle among the threads' last known states.
-/// A one-thread cycle (waiting for a lock it holds) is proof only if the lock blocks on
-/// recursion; a scenario that asks what a primitive does then must not record that wait.
-///
-/// Sound when every resource is exclusive and the scenario records `holds` after
-/// acquiring, `releases` before releasing and `waits` before blocking: then a recorded
-/// holding is a real one, so a thread recorded as waiting for a held resource is really
-/// blocked, and a cycle of such waits is a real deadlock, not a guess from timing.
+/// A one-thread cycle (waiting for a lock it holds) is a hypothesis only if the lock blocks
+/// on recursion; a scenario that asks what a primitive does then must not record that wait.
 deadlock_report find_deadlock(const std::vector<trace_event>& events);
 
 /// One line per event, for failure messages and the narrated timeline.

@@ -2,8 +2,9 @@
 //
 // A scenario that may deadlock must never hang the test suite. It runs in a child process
 // whose trace lives in shared memory; the parent watches the trace and the child, and
-// returns one of: finished, deadlocked (proved by a wait-for cycle in the trace, or by no
-// exit before the deadline), crashed (killed by a signal), or wrong result.
+// returns one of: finished, deadlocked (a wait-for cycle in the trace whose threads are
+// observed blocked in futex() with no progress for a settle time, or no exit before the
+// deadline with the threads' state as evidence), crashed (killed by a signal), or wrong result.
 #pragma once
 
 #include <chrono>
@@ -40,10 +41,14 @@ struct outcome {
 };
 
 struct watchdog_options {
-    /// When a child that neither exits nor shows a wait-for cycle is called hung: at the
+    /// When a child that neither exits nor shows a confirmed deadlock is called hung: at the
     /// deadline if all its threads are blocked in futex(), else at four deadlines. Only
-    /// bounds a hang: a deadlock visible in the trace is reported as soon as it is seen.
+    /// bounds a hang: a confirmed deadlock is reported as soon as it is confirmed.
     std::chrono::milliseconds deadline = std::chrono::seconds(10);
+    /// How long a wait-for cycle in the trace must stand, with every thread in it seen
+    /// blocked in futex() (a lock wait, per /proc/<pid>/task/<tid>/syscall) at every sample
+    /// and no new trace event, before the child is called deadlocked.
+    std::chrono::milliseconds settle = std::chrono::milliseconds(100);
 };
 
 /// Forks; the child runs `scenario` (with the GIL released and the trace recording into
