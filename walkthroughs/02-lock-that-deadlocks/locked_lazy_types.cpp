@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "color_type.hpp"
+#include "pybind11_interposer.hpp"
 #include "harness/gil.hpp"
 #include "harness/trace.hpp"
 
@@ -58,23 +59,14 @@ PyObject* get_type_with_call_once(gilonce::gil_token gil) {
 // --8<-- [start:release_then_lock]
 PyObject* get_type_release_then_lock(gilonce::gil_token) {
     PYBIND11_CONSTINIT static pybind11::gil_safe_call_once_and_store<pybind11::object> storage;
-    // On its slow path, pybind11 releases the GIL, takes its once-lock, and re-takes the
-    // GIL inside: the once-lock is never requested while holding the GIL.
-    harness::record(event_kind::releases, harness::gil_resource);  // (may not, if done)
-    waits_for(pybind11_once_flag);
+    pybind11_internals_traced trace_what_pybind11_does;  // see pybind11_interposer.hpp
     pybind11::object& type = storage
         .call_once_and_store_result([] {
-            harness::record(event_kind::holds, harness::gil_resource);
-            harness::record(event_kind::holds, pybind11_once_flag);
-            auto built = pybind11::reinterpret_steal<pybind11::object>(
+            pybind11_internals_untraced the_build_traces_itself;
+            return pybind11::reinterpret_steal<pybind11::object>(
                 build_color_type(gilonce::gil_token::assume_held()));
-            harness::record(event_kind::releases, pybind11_once_flag);
-            harness::record(event_kind::releases, harness::gil_resource);
-            return built;
         })
         .get_stored();
-    harness::record(event_kind::holds, harness::gil_resource);
-    harness::record(event_kind::passes, pybind11_once_flag);
     return type.ptr();
 }
 // --8<-- [end:release_then_lock]

@@ -168,7 +168,7 @@ const char* narrated(event_kind kind) {
         case event_kind::waits: return "waits for";
         case event_kind::holds: return "takes";
         case event_kind::releases: return "releases";
-        case event_kind::passes: return "gets past (no wait needed)";
+        case event_kind::passes: return "gets past, without taking,";
         case event_kind::note: return "";
     }
     return "?";

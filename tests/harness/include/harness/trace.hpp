@@ -21,7 +21,7 @@ enum class event_kind : std::uint8_t {
     waits,     ///< the thread is about to block until it gets the resource
     holds,     ///< the thread now holds the resource
     releases,  ///< the thread is about to release the resource
-    passes,    ///< the thread stopped waiting without taking the resource (it was not needed)
+    passes,    ///< the thread got past the resource without taking it (it may have waited first)
     note,      ///< anything else worth showing in a timeline
 };
 
