@@ -6,6 +6,8 @@
 #include <gilonce/gilonce.hpp>
 #include <pybind11/embed.h>
 
+#include <new>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -93,4 +95,33 @@ TEST_CASE("a Python exception already set when get_or_init is called is not take
     CHECK(value == 3);
     CHECK(PyErr_ExceptionMatches(PyExc_KeyError));  // still the caller's
     PyErr_Clear();
+}
+
+TEST_CASE("a context copied from a finished computation of a destroyed cell is an ordinary caller of a new cell at its address") {
+    // Entries name computations by process-wide serials: a new cell at the same address
+    // never inherits the old one's, even from a context copied while the old one ran.
+    harness::traced_gil gil;
+    using cell_type = gil_once_cell<int>;
+    alignas(cell_type) static unsigned char storage[sizeof(cell_type)];
+    auto* old_cell = new (storage) cell_type("reused address");
+    PyObject* copied = nullptr;
+    CHECK_THROWS_AS(old_cell->get_or_init(gil.token(), [&]() -> int {
+        copied = PyContext_CopyCurrent();  // made while the old cell's computation runs
+        throw std::runtime_error("the old computation fails");
+    }), std::runtime_error);
+    old_cell->~cell_type();
+    auto* new_cell = new (storage) cell_type("reused address");
+    REQUIRE(copied != nullptr);
+    int nested = 0;
+    const int value = new_cell->get_or_init(gil.token(), [&] {
+        // While the new cell's first computation runs, ask for it from the old copy.
+        REQUIRE(PyContext_Enter(copied) == 0);
+        CHECK_NOTHROW(nested = new_cell->get_or_init(gil.token(), [] { return 2; }));
+        REQUIRE(PyContext_Exit(copied) == 0);
+        return 1;
+    });
+    CHECK(nested == 2);
+    CHECK(value == 2);  // the nested call stored first
+    new_cell->~cell_type();
+    Py_DECREF(copied);
 }

@@ -198,6 +198,52 @@ TEST_CASE("shutdown: a daemon thread ended inside the release of a losing value 
     CHECK(out.observed == harness::verdict::finished);
 }
 
+TEST_CASE("shutdown: a daemon thread ended in a collection run while the re-entrancy record is restored unwinds cleanly") {
+    // Restoring the record (PyContextVar_Reset) allocates; with garbage pending and a
+    // threshold of 1 that allocation runs a collection, whose __del__ releases the GIL.
+    auto out = harness::run_in_child([] {
+        static PyMethodDef wait_def = {"wait", [](PyObject*, PyObject*) -> PyObject* {
+                                           wait_for_finalization_without_gil();
+                                           Py_RETURN_NONE;
+                                       }, METH_NOARGS, nullptr};
+        static PyObject* make_garbage = nullptr;
+        static gilonce::gil_once_cell<gilonce::py_ref> cell{"record restore probe"};
+        PyGILState_STATE state = PyGILState_Ensure();
+        PyObject* scope = PyDict_New();
+        PyObject* wait = PyCFunction_New(&wait_def, nullptr);
+        PyDict_SetItemString(scope, "wait", wait);
+        PyObject* ran = PyRun_String("import gc, contextvars\n"
+                                     "user_var = contextvars.ContextVar('user')\n"
+                                     "class Cycle:\n"
+                                     "    def __init__(self): self.me = self\n"
+                                     "    def __del__(self): wait()\n"
+                                     "def make_garbage():\n"
+                                     "    gc.disable()\n"
+                                     "    Cycle()\n"
+                                     "    gc.set_threshold(1)\n",
+                                     Py_file_input, scope, scope);
+        make_garbage = PyDict_GetItemString(scope, "make_garbage");
+        if (ran == nullptr || make_garbage == nullptr) return scenario_result::fail("could not set up");
+        Py_INCREF(make_garbage);
+        Py_DECREF(ran);
+        Py_DECREF(wait);
+        PyGILState_Release(state);
+        return finalize_under([] {
+            gilonce::gil_acquire gil;
+            // A variable of the thread's own, so that restoring the record must allocate.
+            PyObject* user_var = PyContextVar_New("user", nullptr);
+            Py_XDECREF(PyContextVar_Set(user_var, Py_None));
+            (void)cell.get_or_init(gil.token(), [] {
+                Py_XDECREF(PyObject_CallNoArgs(make_garbage));
+                PyGC_Enable();  // the next tracked allocation collects
+                return gilonce::py_ref::steal(PyLong_FromLong(7));
+            });
+        });
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+}
+
 TEST_CASE("shutdown: a daemon thread ended while gil_acquire takes the GIL unwinds cleanly") {
     auto out = harness::run_in_child([] {
         return finalize_under([] {

@@ -1,4 +1,4 @@
-// gilonce/compiler.hpp: the two compiler-level tools the other headers share.
+// gilonce/compiler.hpp: the compiler-level tools the other headers share.
 //
 // GILONCE_COLD keeps slow paths out of line, so the inlined fast paths stay a load and a
 // branch. `call_user_code` runs user code (an initializer, a factory) so that a thread torn
@@ -53,6 +53,24 @@ GILONCE_FORCED_UNWIND_HANDLER decltype(auto) call_user_code(Code&& code, Abandon
     (void)abandon;  // other C++ runtimes do not unwind C++ frames in pthread_exit
     return std::forward<Code>(code)();
 #endif
+}
+
+/// Calls `code()`; if it throws an ordinary C++ exception, calls `cleanup()` in the handler
+/// (not during unwinding: a forced unwind that starts inside `cleanup` may then pass) and
+/// rethrows. A forced unwind from `code` is let through untouched: no cleanup, since the
+/// thread no longer holds the GIL.
+template <class Code, class Cleanup>
+GILONCE_FORCED_UNWIND_HANDLER decltype(auto) call_cleaning_up_on_exception(Code&& code, Cleanup&& cleanup) {
+    try {
+        return std::forward<Code>(code)();
+#if defined(__GLIBCXX__)
+    } catch (abi::__forced_unwind&) {
+        throw;
+#endif
+    } catch (...) {
+        std::forward<Cleanup>(cleanup)();
+        throw;
+    }
 }
 
 }  // namespace detail

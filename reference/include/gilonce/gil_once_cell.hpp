@@ -85,7 +85,8 @@ inline constexpr invalidates_references_t invalidates_references{};
 ///   Py_Finalize, CPython 3.11-3.13, wanting the GIL back inside the initializer, inside a
 ///   losing value's `__del__`, or while an error is chained) unwinds through the cell
 ///   without calling the C API: what it holds is leaked. Losing values are released by an
-///   ordinary call, never inside a destructor, so such an unwind can pass.
+///   ordinary call, never inside a destructor, so such an unwind can pass (for a T that is
+///   not a handle, such as a struct holding a `py_ref`, by T's destructor: see handles.hpp).
 /// - Fast path on a full cell: one load and a branch, inlined. No atomic read-modify-write,
 ///   no lock, no thread-id lookup: the GIL already orders every write before every read.
 ///
@@ -264,9 +265,10 @@ std::optional<T> gil_once_cell<T>::take(gil_token, invalidates_references_t) {
 
 // Both slow paths: the record of this computation (`scope`) ends before a losing value is
 // released, so a `__del__` that asks for the cell is not taken for re-entry; every C-API
-// call that may run Python code (the initializer, releasing a loser, chaining an error) is
-// inside `call_user_code`, so a thread torn down by pthread_exit anywhere in it leaks what
-// it holds instead of touching Python without the GIL.
+// call that may run Python code (the initializer, ending the record, releasing a loser,
+// chaining an error) is inside `call_user_code` and outside any destructor, so a thread
+// torn down by pthread_exit anywhere in it leaks what it holds instead of touching Python
+// without the GIL.
 template <class T>
 template <class F>
 const T& gil_once_cell<T>::get_or_init_slow(gil_token, F&& init) {
@@ -283,8 +285,10 @@ const T& gil_once_cell<T>::get_or_init_slow(gil_token, F&& init) {
         [&]() -> const T& {
             scope.emplace(this, live_);
             if (!scope->ok()) throw_record_failure();
-            value.emplace(std::forward<F>(init)());  // may release the GIL: others may fill the cell
-            scope.reset();
+            // May release the GIL: others may fill the cell. A C++ exception ends the record
+            // in the handler, inside this guard.
+            value.emplace(detail::call_cleaning_up_on_exception(std::forward<F>(init), [&] { scope->end(); }));
+            scope->end();
             if (detail::is_empty(*value)) throw empty_value_error(message(empty_text));
             store_or_release(*value);
             return slot_.value;
@@ -311,8 +315,10 @@ const T* gil_once_cell<T>::get_or_try_init_slow(gil_token, F&& init) {
         [&]() -> const T* {
             scope.emplace(this, live_);
             if (!scope->ok()) return nullptr;  // the record's Python error is set
-            if (std::optional<T> made = std::forward<F>(init)()) value.emplace(std::move(*made));
-            scope.reset();
+            std::optional<T> made = detail::call_cleaning_up_on_exception(
+                [&] { return std::optional<T>(std::forward<F>(init)()); }, [&] { scope->end(); });
+            if (made) value.emplace(std::move(*made));  // out of this frame: `abandon` sees it
+            scope->end();
             if (!value) {
                 if (!PyErr_Occurred())
                     PyErr_SetString(PyExc_SystemError, message("initializer failed without setting an exception").c_str());

@@ -17,7 +17,7 @@
 namespace gilonce {
 namespace detail {
 
-// Overloads are ranked by their second parameter: int (pybind11) > long (py_ref) > ... .
+// Overloads are ranked by their second parameter: int > long > unsigned > ... (0 is an int).
 
 template <class T>
 auto is_empty_handle(const T& value, int) -> decltype(value.ptr() == nullptr) {
@@ -42,30 +42,44 @@ bool is_empty(const T& value) {
     return is_empty_handle(value, 0);
 }
 
+// A stored type of its own may say how: members `gilonce_release_now()` and
+// `gilonce_abandon()` (lazy_type's stage-1 result does). Ranked first.
 template <class T>
-auto release_handle(T& value, int) -> decltype(value.release().dec_ref(), void()) {
+auto release_handle(T& value, int) -> decltype(value.gilonce_release_now(), void()) {
+    value.gilonce_release_now();
+}
+template <class T>
+auto release_handle(T& value, long) -> decltype(value.release().dec_ref(), void()) {
     value.release().dec_ref();  // pybind11::object
 }
 template <class T>
-auto release_handle(T& value, long) -> std::enable_if_t<std::is_same_v<decltype(value.release()), PyObject*>> {
+auto release_handle(T& value, unsigned) -> std::enable_if_t<std::is_same_v<decltype(value.release()), PyObject*>> {
     Py_XDECREF(value.release());  // gilonce::py_ref
 }
 template <class T>
-void release_handle(T&, ...) {}  // other T: its destructor does the rest
+void release_handle(T&, ...) {}  // other T: its destructor does the rest (see below)
 
 /// Lets go of the Python object `value` holds, leaving it empty, outside any destructor.
 /// Requires: the GIL is held. May run Python code; a forced unwind may pass through.
+/// Limit: for a T that is none of the above (a struct or a pair holding a `py_ref`), the
+/// objects are released later by T's destructor; a daemon thread torn down in a `__del__`
+/// run there during Py_Finalize ends the process (an unwind cannot leave a destructor).
+/// Store handles themselves, or give T the two members above.
 template <class T>
 void release_now(T& value) {
     release_handle(value, 0);
 }
 
 template <class T>
-auto abandon_handle(T& value, int) -> decltype(value.release().ptr(), void()) {
+auto abandon_handle(T& value, int) -> decltype(value.gilonce_abandon(), void()) {
+    value.gilonce_abandon();
+}
+template <class T>
+auto abandon_handle(T& value, long) -> decltype(value.release().ptr(), void()) {
     (void)value.release();  // pybind11::object: the reference is leaked
 }
 template <class T>
-auto abandon_handle(T& value, long) -> std::enable_if_t<std::is_same_v<decltype(value.release()), PyObject*>> {
+auto abandon_handle(T& value, unsigned) -> std::enable_if_t<std::is_same_v<decltype(value.release()), PyObject*>> {
     (void)value.release();  // gilonce::py_ref: the reference is leaked
 }
 template <class T>

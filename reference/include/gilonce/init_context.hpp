@@ -21,11 +21,19 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <atomic>
 #include <cstdint>
 #include <utility>
 
 namespace gilonce {
 namespace detail {
+
+/// Serials of computations: never reused in this process by this copy of the header, and
+/// tagged with the counter's address, which tells the copies in different extension
+/// modules apart. So an entry names one computation of the process, even after the object
+/// it computed is gone and another took its address.
+inline std::atomic<std::uint64_t> computation_counter{0};
+inline std::uint64_t computation_tag() noexcept { return reinterpret_cast<std::uintptr_t>(&computation_counter); }
 
 /// The computations of one lazy value in progress, GIL-guarded; owned by the value.
 /// Constant-initialized (a `static` cell stays constant-initialized). Each computation is a
@@ -35,7 +43,7 @@ class live_computations {
 public:
     /// One computation in progress.
     struct node {
-        std::uint64_t serial;  ///< unique among this value's computations, never reused
+        std::uint64_t serial;  ///< from computation_counter: never reused
         node* next;            ///< the next computation in progress, or null
     };
     /// No computation in progress.
@@ -47,7 +55,7 @@ public:
     }
     /// A new computation, now live. Requires: the GIL is held. Throws std::bad_alloc.
     node* begin() {
-        head_ = new node{++last_, head_};
+        head_ = new node{computation_counter.fetch_add(1, std::memory_order_relaxed) + 1, head_};
         return head_;
     }
     /// Ends `computation` (from `begin`). Requires: the GIL is held.
@@ -68,16 +76,15 @@ public:
     }
 
 private:
-    std::uint64_t last_ = 0;
     node* head_ = nullptr;
 };
 
-/// The ContextVar whose value is a tuple of (address, serial) pairs (ints), one per
+/// The ContextVar whose value is a tuple of (address, tag, serial) triples (ints), one per
 /// computation this context is inside, innermost last. Shared by every copy of this header
 /// in the process, so the key names the value's format; change the key if it changes.
 /// Requires: the GIL is held. Returns: a borrowed reference, or null with an exception set.
 inline PyObject* initializing_var() {
-    static constexpr const char key[] = "gilonce.initializing/2";
+    static constexpr const char key[] = "gilonce.initializing/3";
     PyObject* interp_dict = PyInterpreterState_GetDict(PyInterpreterState_Get());
     if (interp_dict == nullptr) {
         PyErr_SetString(PyExc_SystemError, "gilonce: this interpreter has no per-interpreter dict");
@@ -109,12 +116,14 @@ inline int context_is_initializing(const void* what, const live_computations& li
     const Py_ssize_t n = PyTuple_Check(record) ? PyTuple_GET_SIZE(record) : 0;
     for (Py_ssize_t i = 0; i < n && !found; ++i) {
         PyObject* entry = PyTuple_GET_ITEM(record, i);
-        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) continue;
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3) continue;
         PyObject* address = PyTuple_GET_ITEM(entry, 0);
-        PyObject* serial = PyTuple_GET_ITEM(entry, 1);
-        if (!PyLong_CheckExact(address) || !PyLong_CheckExact(serial)) continue;
+        PyObject* tag = PyTuple_GET_ITEM(entry, 1);
+        PyObject* serial = PyTuple_GET_ITEM(entry, 2);
+        if (!PyLong_CheckExact(address) || !PyLong_CheckExact(tag) || !PyLong_CheckExact(serial)) continue;
         // The Mask conversions never fail on an int: no exception can appear here.
         found = PyLong_AsUnsignedLongLongMask(address) == reinterpret_cast<std::uintptr_t>(what) &&
+                PyLong_AsUnsignedLongLongMask(tag) == computation_tag() &&
                 live.contains(PyLong_AsUnsignedLongLongMask(serial));
     }
     Py_DECREF(record);
@@ -138,7 +147,8 @@ public:
         PyObject* outer = nullptr;
         if (PyContextVar_Get(var, nullptr, &outer) < 0) return;
         computation_ = live_.begin();
-        PyObject* entry = Py_BuildValue("(KK)", static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(what)),
+        PyObject* entry = Py_BuildValue("(KKK)", static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(what)),
+                                        static_cast<unsigned long long>(computation_tag()),
                                         static_cast<unsigned long long>(computation_->serial));
         PyObject* one = entry ? PyTuple_Pack(1, entry) : nullptr;
         PyObject* inner = one == nullptr ? nullptr
@@ -155,16 +165,23 @@ public:
         else live_.end(computation_);
     }
     /// Ends the computation and restores the record as it was (keeping any Python
-    /// exception set).
-    ~initializing_scope() {
+    /// exception set). Call it explicitly, inside the forced-unwind guard: restoring the
+    /// record allocates, an allocation may run the garbage collector, and a `__del__` it
+    /// runs may release the GIL, where a daemon thread can be torn down during Py_Finalize;
+    /// such an unwind must not start inside a destructor. Once ended or abandoned, nothing.
+    /// Requires: the GIL is held.
+    void end() {
         if (var_ == nullptr) return;
+        PyObject* var = std::exchange(var_, nullptr);
         live_.end(computation_);
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
-        if (PyContextVar_Reset(var_, token_) < 0) PyErr_Clear();  // not in its context: the serial ended anyway
+        if (PyContextVar_Reset(var, token_) < 0) PyErr_Clear();  // not in its context: the computation ended anyway
         Py_DECREF(token_);
         PyErr_Restore(type, value, tb);
     }
+    /// A last resort for a path that did not call `end` (none in gilonce): ends it.
+    ~initializing_scope() { end(); }
     initializing_scope(const initializing_scope&) = delete;
     initializing_scope& operator=(const initializing_scope&) = delete;
 

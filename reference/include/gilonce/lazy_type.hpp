@@ -70,7 +70,9 @@ struct class_attribute {
 ///   and assigning `__class__` to or from it, raise `TypeError`. `gc.get_referents(type)`
 ///   also hands out the type's own dict, which Python code can write into; publication
 ///   compares the dict with the one stage 1 left and, if it changed, publishes nothing and
-///   raises `RuntimeError` (on every call): only the class attributes are ever added. A
+///   raises `RuntimeError` (on every call): only the class attributes are ever added (and
+///   the empty `__annotations__` dict that CPython itself stores when the attribute is
+///   read). A
 ///   type made with `immutable = false` is an ordinary mutable class from stage 1 on, and
 ///   publication overwrites only the class attributes' names.
 /// - If stage 2 releases the GIL, other callers compute their own attributes meanwhile:
@@ -144,7 +146,8 @@ public:
         // else: leaked on purpose, like a static cell's value after Py_Finalize.
     }
 
-    /// Requires: the GIL is held.
+    /// Requires: the GIL is held, and no Python exception is set (as for any C API call that
+    /// may run Python code; the slow path would take it for its own failure).
     /// Returns: a borrowed reference to the complete type (see the class comment for the
     /// one early exception), or null with a Python exception set. Throws nothing but a
     /// forced unwind (`pthread_exit`), which it lets through.
@@ -172,12 +175,22 @@ private:
     struct ready_type {
         py_ref type;
         py_ref stage_one_dict;
+        // How the cell releases a losing stage 1 (handles.hpp): outside a destructor.
+        void gilonce_release_now() {
+            detail::release_now(stage_one_dict);
+            detail::release_now(type);
+        }
+        void gilonce_abandon() noexcept {
+            detail::abandon(stage_one_dict);
+            detail::abandon(type);
+        }
     };
 
     PyTypeObject* get_slow(gil_token gil);  // GILONCE_COLD: kept out of the inlined fast path
     PyTypeObject* get_slow_unguarded(gil_token gil);
     bool check_user_code() const;
     std::optional<ready_type> create_ready_type(gil_token gil);
+    std::optional<ready_type> finish_ready_type(py_ref& type);
     PyTypeObject* compute_and_publish(gil_token gil, const ready_type& ready);
     bool dict_is_as_stage_one_left_it(const ready_type& ready);
     py_ref make_bases(gil_token gil);
@@ -239,12 +252,14 @@ inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_t
         [&]() -> PyTypeObject* {
             scope.emplace(stage_two_key(), computing_);
             if (!scope->ok()) return nullptr;
+            // Factories report C++ exceptions as Python errors: nothing below throws but a
+            // forced unwind, so the record is always ended by the explicit calls below.
             for (const class_attribute& attribute : code_->attributes) {
                 // May release the GIL, and may re-enter `get` (and get the early type).
                 py_ref value = py_ref::steal(detail::call_reporting_cpp_exceptions([&] { return attribute.make(gil); }));
                 const bool half_failed = value && PyErr_Occurred();
                 if (!value || half_failed) {
-                    scope.reset();
+                    scope->end();
                     if (half_failed) detail::release_now(value);
                     const std::string what = std::string(half_failed ? "class attribute factory " : "cannot compute class attribute ") +
                                              spec_->name + "." + attribute.name +
@@ -255,7 +270,7 @@ inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_t
                 }
                 values.emplace_back(attribute.name, std::move(value));
             }
-            scope.reset();
+            scope->end();
             // From here to `complete_ = type` the GIL is held and no Python code runs:
             // checking and publishing are one step for every other thread.
             if (complete_ == nullptr) {
@@ -275,17 +290,33 @@ inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_t
 // Immutable types only: Python code that reached the type during stage 2 cannot set an
 // attribute, but it can write into the dict itself (gc.get_referents(type) hands it out).
 // Such a change must not be published silently: it is an error, on this and every call.
+// CPython itself adds one key on a mere read: `type.__annotations__` stores an empty dict
+// (3.10-3.13: `__annotations__`; 3.14: `__annotations_cache__`), so a new key of those
+// names is allowed. No Python code runs here: a key that is not an exact str is a change
+// without being hashed, and lookups go into the stage-1 copy, whose keys are all str.
 inline bool lazy_type::dict_is_as_stage_one_left_it(const ready_type& ready) {
     PyObject* before = ready.stage_one_dict.get();
     if (before == nullptr) return true;  // a mutable type: changes are allowed
     PyObject* now = reinterpret_cast<PyTypeObject*>(ready.type.get())->tp_dict;
-    bool same = PyDict_Size(now) == PyDict_Size(before);
+    Py_ssize_t matched = 0;
+    bool same = true;
     PyObject *key, *value;
-    for (Py_ssize_t pos = 0; same && PyDict_Next(before, &pos, &key, &value);) {
-        PyObject* current = PyDict_GetItemWithError(now, key);
-        if (current == nullptr && PyErr_Occurred()) return false;
-        same = current == value;
+    for (Py_ssize_t pos = 0; same && PyDict_Next(now, &pos, &key, &value);) {
+        if (!PyUnicode_CheckExact(key)) {
+            same = false;
+            break;
+        }
+        PyObject* old = PyDict_GetItemWithError(before, key);
+        if (old == nullptr && PyErr_Occurred()) return false;
+        if (old == nullptr) {
+            same = PyUnicode_CompareWithASCIIString(key, "__annotations__") == 0 ||
+                   PyUnicode_CompareWithASCIIString(key, "__annotations_cache__") == 0;
+            continue;
+        }
+        same = old == value;
+        ++matched;
     }
+    if (same && matched != PyDict_Size(before)) same = false;  // a key was removed
     if (!same)
         PyErr_Format(PyExc_RuntimeError,
                      "gilonce::lazy_type %s: its dict was changed while its class attributes were computed "
@@ -328,7 +359,6 @@ inline std::optional<lazy_type::ready_type> lazy_type::create_ready_type(gil_tok
     py_ref bases = make_bases(gil);
     if (code_->make_bases && !bases) return std::nullopt;
     if (immutable_ && bases && !bases_are_immutable(bases.get())) return std::nullopt;  // before creation
-    const bool spec_immutable = (spec_->flags & Py_TPFLAGS_IMMUTABLETYPE) != 0;
     PyType_Spec spec = *spec_;  // only the name's characters are kept by the type
 #if PY_VERSION_HEX < 0x030E0000
     if (immutable_) spec.flags |= Py_TPFLAGS_IMMUTABLETYPE;  // 3.10-3.13: CPython's own way
@@ -338,7 +368,25 @@ inline std::optional<lazy_type::ready_type> lazy_type::create_ready_type(gil_tok
                                            [&]() noexcept { (void)bases.release(); });
     py_ref type = py_ref::steal(raw);
     if (!type) return std::nullopt;
+    // What follows may run Python code too (a collection on an allocation): under the guard.
+    return detail::call_user_code(
+        [&]() -> std::optional<ready_type> {
+            std::optional<ready_type> ready = finish_ready_type(type);  // takes `type` on success
+            detail::release_now(type);                                  // on failure, released here
+            detail::release_now(bases);
+            return ready;
+        },
+        [&]() noexcept {
+            detail::abandon(type);
+            detail::abandon(bases);
+        });
+}
+
+// Stage 1, after creation: immutability, the attribute-name checks, the dict's copy.
+// Takes `type` (leaves it empty) only when it returns a result.
+inline std::optional<lazy_type::ready_type> lazy_type::finish_ready_type(py_ref& type) {
     auto* type_object = reinterpret_cast<PyTypeObject*>(type.get());
+    const bool spec_immutable = (spec_->flags & Py_TPFLAGS_IMMUTABLETYPE) != 0;
     // Again on the type: the spec's own Py_tp_base/Py_tp_bases slots may have given them.
     if ((immutable_ || spec_immutable) && !bases_are_immutable(type_object->tp_bases)) return std::nullopt;
     if (immutable_ && !make_immutable(type_object)) return std::nullopt;
@@ -353,12 +401,12 @@ inline std::optional<lazy_type::ready_type> lazy_type::create_ready_type(gil_tok
             return std::nullopt;
         }
     }
-    ready_type ready{std::move(type), py_ref()};
+    py_ref stage_one_dict;
     if (PyType_HasFeature(type_object, Py_TPFLAGS_IMMUTABLETYPE)) {
-        ready.stage_one_dict = py_ref::steal(PyDict_Copy(type_object->tp_dict));
-        if (!ready.stage_one_dict) return std::nullopt;
+        stage_one_dict = py_ref::steal(PyDict_Copy(type_object->tp_dict));
+        if (!stage_one_dict) return std::nullopt;
     }
-    return ready;
+    return ready_type{std::move(type), std::move(stage_one_dict)};
 }
 
 // The bases factory, its errors named after the type. Empty with no factory.
