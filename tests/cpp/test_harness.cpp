@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "harness/event.hpp"
+#include "harness/scenario.hpp"
 #include "harness/gil.hpp"
 #include "harness/threads.hpp"
 #include "harness/trace.hpp"
@@ -212,4 +213,20 @@ TEST_CASE("run_threads reports which thread threw") {
     CHECK_THROWS_WITH(harness::run_threads({{"A", [](gilonce::gil_token) {}},
                                             {"B", [](gilonce::gil_token) { throw std::runtime_error("bad"); }}}),
                       "thread B: bad");
+}
+
+TEST_CASE("a prediction holds only with its verdict and every expected detail") {
+    harness::scenario s{"00-test", "probe", "a prediction with details", verdict::finished,
+                        {"built 2 times", "the other was released"}, {}, {}};
+    harness::outcome o;
+    o.observed = verdict::finished;
+    o.detail = "both threads got the same object, built 2 times; the other was released";
+    CHECK(harness::as_predicted(s, o));
+    o.detail = "both threads got the same object, built 1 times; the other was released";
+    CHECK_FALSE(harness::as_predicted(s, o));  // the right verdict is not enough
+    CHECK(harness::missing_details(s, o) == std::vector<std::string>{"built 2 times"});
+    o.detail = "both threads got the same object, built 2 times; the other was released";
+    o.observed = verdict::wrong_result;
+    CHECK_FALSE(harness::as_predicted(s, o));
+    CHECK(harness::describe_prediction(s) == "finished, with «built 2 times»; «the other was released»");
 }

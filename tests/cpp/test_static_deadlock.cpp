@@ -30,5 +30,6 @@ TEST_CASE("every listed scenario gets the verdict it predicts") {
         harness::outcome out = harness::run_in_child(s.run);
         INFO(s.name << ": " << out.summary());
         CHECK(out.observed == s.predicted);
+        CHECK(harness::missing_details(s, out).empty());
     }
 }

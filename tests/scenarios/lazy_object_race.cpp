@@ -90,10 +90,12 @@ const std::vector<harness::scenario>& all() {
     static const std::vector<harness::scenario> list{
         {"00-foundation", "race_on_function_local_static",
          "a once-lock held across a GIL release deadlocks against a thread holding the GIL",
-         harness::verdict::deadlocked, race_on_function_local_static},
+         harness::verdict::deadlocked,
+         {"A holds static guard of naive_cached_object and waits for GIL", "B holds GIL and waits for static guard of naive_cached_object", "blocked in futex()"}, race_on_function_local_static},
         {"00-foundation", "race_on_gil_once_cell",
          "with the GIL as the only lock nobody blocks; the value is built twice, one is kept",
-         harness::verdict::finished, race_on_gil_once_cell},
+         harness::verdict::finished,
+         {"both threads got the same object", "built 2 times"}, race_on_gil_once_cell},
     };
     return list;
 }

@@ -3,6 +3,7 @@
 // look at its flags. Creating an instance from it would be undefined behaviour.
 #include "scenarios.hpp"
 
+#include <optional>
 #include <string>
 
 #include "harness/event.hpp"
@@ -19,9 +20,11 @@ PyObject* make_default_name(gilonce::gil_token) { return PyUnicode_FromString("r
 
 // What a caller saw when it got the type, recorded at that moment: the same object
 // becomes ready later, so looking at it afterwards would hide the bug.
+// Until a caller has looked, there is no sighting at all: neither "ready" nor "not ready",
+// so a scenario whose caller never looked cannot report what it predicts.
 struct sighting {
-    bool ready = false;
-    std::string readiness = "never got the type";
+    std::optional<bool> ready;
+    std::string readiness;
     void take(PyTypeObject* type) {
         ready = type != nullptr && PyType_HasFeature(type, Py_TPFLAGS_READY);
         readiness = describe_readiness(type);
@@ -30,7 +33,9 @@ struct sighting {
 };
 
 harness::scenario_result verdict_on(const sighting& seen, const std::string& who) {
-    if (seen.ready) return harness::scenario_result::pass(who + " got the type: " + seen.readiness);
+    if (!seen.ready.has_value())
+        return harness::scenario_result::fail(who + " never got the type: the scenario did not run as written");
+    if (*seen.ready) return harness::scenario_result::pass(who + " got the type: " + seen.readiness);
     return harness::scenario_result::fail(who + " got a type that is not ready (" + seen.readiness +
                                           "); creating an instance from it would be undefined behaviour");
 }
@@ -103,13 +108,16 @@ const std::vector<harness::scenario>& scenarios() {
     static const std::vector<harness::scenario> list{
         {step, "single_caller_gets_ready_type",
          "with one caller and well-behaved factories the flag looks correct: the bug hides",
-         harness::verdict::finished, single_caller_gets_ready_type},
+         harness::verdict::finished,
+         {"the only caller got the type: ready"}, single_caller_gets_ready_type},
         {step, "reentrant_call_sees_unready_type",
          "a class-attribute factory that asks for the type gets it before PyType_Ready",
-         harness::verdict::wrong_result, reentrant_call_sees_unready_type},
+         harness::verdict::wrong_result,
+         {"the re-entrant call from RED's factory got a type that is not ready (Py_TPFLAGS_READY unset, no tp_dict)"}, reentrant_call_sees_unready_type},
         {step, "second_thread_sees_unready_type",
          "a factory releases the GIL; another thread gets the half-built type",
-         harness::verdict::wrong_result, second_thread_sees_unready_type},
+         harness::verdict::wrong_result,
+         {"thread B got a type that is not ready (Py_TPFLAGS_READY unset, no tp_dict)"}, second_thread_sees_unready_type},
     };
     return list;
 }

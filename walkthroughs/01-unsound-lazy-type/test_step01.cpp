@@ -35,5 +35,6 @@ TEST_CASE("step 01: every scenario gets its predicted verdict") {
         auto out = harness::play(s);
         INFO(s.name << ": " << out.summary());
         CHECK(out.observed == s.predicted);
+        CHECK(harness::missing_details(s, out).empty());
     }
 }

@@ -92,27 +92,34 @@ const std::vector<harness::scenario>& scenarios() {
     static const std::vector<harness::scenario> list{
         {step, "single_caller_works_with_static",
          "with one caller and a well-behaved build each lock looks correct, as step 01's flag did",
-         verdict::finished, [] { return single_caller(get_type_with_static); }},
+         verdict::finished,
+         {"one caller got the complete type, the same on every call"}, [] { return single_caller(get_type_with_static); }},
         {step, "single_caller_works_with_call_once", "the same with std::call_once",
-         verdict::finished, [] { return single_caller(get_type_with_call_once); }},
+         verdict::finished,
+         {"one caller got the complete type, the same on every call"}, [] { return single_caller(get_type_with_call_once); }},
         {step, "single_caller_works_with_release_then_lock", "the same with pybind11's order",
-         verdict::finished, [] { return single_caller(get_type_release_then_lock); }},
+         verdict::finished,
+         {"one caller got the complete type, the same on every call"}, [] { return single_caller(get_type_release_then_lock); }},
         {step, "static_two_threads_deadlock",
          "a function-local static holds its guard while the build releases the GIL: "
          "A holds the guard and waits for the GIL, B holds the GIL and waits for the guard",
-         verdict::deadlocked, [] { return two_threads(get_type_with_static); }},
+         verdict::deadlocked,
+         {"A holds static guard and waits for GIL", "B holds GIL and waits for static guard", "blocked in futex()"}, [] { return two_threads(get_type_with_static); }},
         {step, "call_once_two_threads_deadlock",
          "std::call_once has the same lock-order inversion with the GIL",
-         verdict::deadlocked, [] { return two_threads(get_type_with_call_once); }},
+         verdict::deadlocked,
+         {"A holds once_flag and waits for GIL", "B holds GIL and waits for once_flag", "blocked in futex()"}, [] { return two_threads(get_type_with_call_once); }},
         {step, "static_recursion_aborts_single_threaded",
          "in a process that never started a second thread, libstdc++ detects the recursive "
          "static initialization and throws recursive_init_error; no handler is reached and "
          "std::terminate aborts the process",
-         verdict::crashed, [] { return recursion(get_type_with_static); }, short_deadline()},
+         verdict::crashed,
+         {"recursive_init_error"}, [] { return recursion(get_type_with_static); }, short_deadline()},
         {step, "static_recursion_hangs_once_threads_exist",
          "once any second thread has existed, the same recursion waits forever on the "
          "guard's futex for itself",
          verdict::deadlocked,
+         {"1 of 1 threads blocked in futex()"},
          [] {
              std::thread([] {}).join();  // the process is no longer single-threaded
              return recursion(get_type_with_static);
@@ -120,14 +127,17 @@ const std::vector<harness::scenario>& scenarios() {
          short_deadline()},
         {step, "call_once_recursion_hangs",
          "std::call_once called from its own callable waits forever (glibc pthread_once)",
-         verdict::deadlocked, [] { return recursion(get_type_with_call_once); }, short_deadline()},
+         verdict::deadlocked,
+         {"1 of 1 threads blocked in futex()"}, [] { return recursion(get_type_with_call_once); }, short_deadline()},
         {step, "release_then_lock_two_threads_finish",
          "pybind11's order (drop the GIL, take the once-lock, re-take the GIL) never waits "
          "for the once-lock while holding the GIL: the two threads finish",
-         verdict::finished, [] { return two_threads(get_type_release_then_lock); }},
+         verdict::finished,
+         {"both threads got the same, complete type"}, [] { return two_threads(get_type_release_then_lock); }},
         {step, "release_then_lock_recursion_hangs",
          "but a recursive call still waits for a once-lock its own thread holds",
-         verdict::deadlocked, [] { return recursion(get_type_release_then_lock); }, short_deadline()},
+         verdict::deadlocked,
+         {"main holds pybind11 once_flag and waits for pybind11 once_flag", "blocked in futex()"}, [] { return recursion(get_type_release_then_lock); }, short_deadline()},
     };
     return list;
 }

@@ -123,11 +123,13 @@ const std::vector<harness::scenario>& scenarios() {
         {step, "two_threads_share_one_type",
          "step 02's deadlocking race finishes: nobody waits, the type is built twice and "
          "the first one stored is the one everybody gets",
-         harness::verdict::finished, two_threads_share_one_type},
+         harness::verdict::finished,
+         {"both threads got the same type object, built 2 times", "the other was released"}, two_threads_share_one_type},
         {step, "reentrant_call_is_a_clear_error",
          "a factory that asks for the type gets a RuntimeError naming it, not a hang or an "
          "abort; the recursive class attribute is still impossible",
-         harness::verdict::finished, reentrant_call_is_a_clear_error},
+         harness::verdict::finished,
+         {"RuntimeError: gil_once_cell 'step03.Color': re-entrant initialization", "the next call built the type"}, reentrant_call_is_a_clear_error},
     };
     return list;
 }

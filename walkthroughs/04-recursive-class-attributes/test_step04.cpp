@@ -29,5 +29,6 @@ TEST_CASE("step 04: every scenario gets its predicted verdict") {
         auto out = harness::play(s);
         INFO(s.name << ": " << out.summary());
         CHECK(out.observed == s.predicted);
+        CHECK(harness::missing_details(s, out).empty());
     }
 }

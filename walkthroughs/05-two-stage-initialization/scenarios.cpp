@@ -133,21 +133,26 @@ const std::vector<harness::scenario>& scenarios() {
     static const std::vector<harness::scenario> list{
         {step, "recursive_attributes_work",
          "Color.RED = Color('red') works: its factory gets the ready type early, on its own thread",
-         verdict::finished, recursive_attributes_work},
+         verdict::finished,
+         {"Color.RED is a Color, Color.RED is Color.RED"}, recursive_attributes_work},
         {step, "racing_threads_never_see_missing_attributes",
          "three threads race through stage 2 while two release the GIL: each gets the type "
          "with all its attributes, published once; the losers' values are released",
-         verdict::finished, racing_threads_never_see_missing_attributes},
+         verdict::finished,
+         {"A, B and C each got the complete type; published once", "the 4 Colors computed by A and C were released"}, racing_threads_never_see_missing_attributes},
         {step, "python_error_in_factory_names_class_and_attribute",
          "a factory's Python error becomes RuntimeError naming the class and the attribute; "
          "nothing is published; the next call retries",
-         verdict::finished, python_error_in_factory_names_class_and_attribute},
+         verdict::finished,
+         {"RuntimeError: cannot compute class attribute step05.FlakyColor.RED (cause: ValueError: no red paint today)", "the retry on the same thread computed and published them"}, python_error_in_factory_names_class_and_attribute},
         {step, "cpp_exception_in_factory_names_class_and_attribute",
          "a factory's C++ exception is reported the same way",
-         verdict::finished, cpp_exception_in_factory_names_class_and_attribute},
+         verdict::finished,
+         {"RuntimeError: cannot compute class attribute step05.FlakyColor.RED (cause: RuntimeError: C++ exception: no red paint today)", "the retry on the same thread computed and published them"}, cpp_exception_in_factory_names_class_and_attribute},
         {step, "stage1_reentry_is_an_error",
          "stage 1 is not re-entrant: asking for the type while creating it is a RuntimeError",
-         verdict::finished, stage1_reentry_is_an_error},
+         verdict::finished,
+         {"RuntimeError: gil_once_cell 'step05.BaseAskingColor': re-entrant initialization"}, stage1_reentry_is_an_error},
     };
     return list;
 }

@@ -63,5 +63,6 @@ TEST_CASE("step 05: every scenario gets its predicted verdict") {
         auto out = harness::play(s);
         INFO(s.name << ": " << out.summary());
         CHECK(out.observed == s.predicted);
+        CHECK(harness::missing_details(s, out).empty());
     }
 }

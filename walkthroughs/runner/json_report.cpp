@@ -54,13 +54,17 @@ void write_json(std::ostream& out, const std::vector<played>& results) {
     out << "{\n  \"schema\": \"gilonce-trace/1\",\n  \"scenarios\": [";
     for (std::size_t i = 0; i < results.size(); ++i) {
         const played& p = results[i];
-        const bool matches = p.outcome.observed == p.scenario->predicted;
+        const bool matches = harness::as_predicted(*p.scenario, p.outcome);
         as_predicted += matches ? 1 : 0;
         out << (i ? "," : "") << "\n    {\n"
             << "      \"step\": " << quoted(p.in_step->id) << ",\n"
             << "      \"name\": " << quoted(p.scenario->name) << ",\n"
             << "      \"demonstrates\": " << quoted(p.scenario->demonstrates) << ",\n"
             << "      \"predicted\": " << quoted(harness::to_string(p.scenario->predicted)) << ",\n"
+            << "      \"predicted_details\": [";
+        for (std::size_t k = 0; k < p.scenario->expect.size(); ++k)
+            out << (k ? ", " : "") << quoted(p.scenario->expect[k]);
+        out << "],\n"
             << "      \"observed\": " << quoted(harness::to_string(p.outcome.observed)) << ",\n"
             << "      \"as_predicted\": " << (matches ? "true" : "false") << ",\n"
             << "      \"seconds\": " << number(p.outcome.seconds) << ",\n"

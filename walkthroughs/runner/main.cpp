@@ -121,18 +121,23 @@ void print_list(std::ostream& out, const options& opts) {
     for (const runner::step* s : opts.steps) {
         out << s->id << ": " << s->title << "\n";
         for (const auto& sc : *s->scenarios)
-            out << "  " << sc.name << "  [predicts: " << harness::to_string(sc.predicted) << "]\n      "
+            out << "  " << sc.name << "  [predicts: " << harness::describe_prediction(sc) << "]\n      "
                 << sc.demonstrates << "\n";
     }
 }
 
 // The narrated report of one scenario.
 void print_played(std::ostream& out, const runner::played& p, bool quiet) {
-    const bool matches = p.outcome.observed == p.scenario->predicted;
+    const bool matches = harness::as_predicted(*p.scenario, p.outcome);
     out << "   shows:     " << p.scenario->demonstrates << "\n"
-        << "   predicted: " << harness::to_string(p.scenario->predicted) << "\n"
+        << "   predicted: " << harness::describe_prediction(*p.scenario) << "\n"
         << "   observed:  " << p.outcome.summary() << "\n"
         << "   -> " << (matches ? "as predicted" : "NOT AS PREDICTED") << "\n";
+    if (p.outcome.observed != p.scenario->predicted)
+        out << "      the verdict is " << harness::to_string(p.outcome.observed) << ", not "
+            << harness::to_string(p.scenario->predicted) << "\n";
+    for (const auto& missing : harness::missing_details(*p.scenario, p.outcome))
+        out << "      missing from what was observed: «" << missing << "»\n";
     if (!quiet && !p.outcome.events.empty())
         out << "   timeline (ms since the child started; thread, what it did):\n"
             << harness::format_timeline(p.outcome.events);
@@ -180,7 +185,7 @@ int main(int argc, char** argv) {
         if (text_to_stdout) out << "== " << progress << "\n" << std::flush;
         else std::fprintf(stderr, "%s ...", progress);
         results.push_back({s, sc, harness::play(*sc)});
-        const bool matches = results.back().outcome.observed == sc->predicted;
+        const bool matches = harness::as_predicted(*sc, results.back().outcome);
         if (!text_to_stdout)
             std::fprintf(stderr, " %s (%s)\n", harness::to_string(results.back().outcome.observed),
                          matches ? "as predicted" : "NOT as predicted");
@@ -190,7 +195,7 @@ int main(int argc, char** argv) {
         }
     }
     int mismatches = 0;
-    for (const auto& r : results) mismatches += r.outcome.observed == r.scenario->predicted ? 0 : 1;
+    for (const auto& r : results) mismatches += harness::as_predicted(*r.scenario, r.outcome) ? 0 : 1;
     if (opts.format == "json") {
         runner::write_json(out, results);
     } else {

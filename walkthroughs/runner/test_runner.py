@@ -44,7 +44,8 @@ def test_list_names_every_step_and_prediction():
     for step in ("00-foundation", "01-unsound-lazy-type", "02-lock-that-deadlocks", "03-gil-as-the-lock",
                  "04-recursive-class-attributes", "05-two-stage-initialization"):
         assert step in out
-    assert "static_two_threads_deadlock  [predicts: deadlocked]" in out
+    assert ("static_two_threads_deadlock  [predicts: deadlocked, with «A holds static guard and waits for GIL»; "
+            "«B holds GIL and waits for static guard»; «blocked in futex()»]") in out
 
 
 @pytest.mark.parametrize("args, message", [

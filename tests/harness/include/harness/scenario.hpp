@@ -18,6 +18,9 @@ struct scenario {
     std::string name;          // "reentrant_call_sees_unready_type": a test-style name
     std::string demonstrates;  // one sentence: what the reader should learn from it
     verdict predicted;
+    /// The details that make the point, each of which the observed detail must contain:
+    /// who held what, which exception and message, how many builds ran, what each thread got.
+    std::vector<std::string> expect;
     std::function<scenario_result()> run;
     /// How long the watchdog lets it run when the trace shows no deadlock. Scenarios that
     /// observe a hang the trace cannot prove (a thread waiting for a lock it holds: does the
@@ -27,5 +30,25 @@ struct scenario {
 
 /// Runs `s` in a watchdog child. Requires what run_in_child requires.
 inline outcome play(const scenario& s) { return run_in_child(s.run, s.watchdog); }
+
+/// The expected details that `o`'s detail does not contain (empty when all are there).
+inline std::vector<std::string> missing_details(const scenario& s, const outcome& o) {
+    std::vector<std::string> missing;
+    for (const auto& detail : s.expect)
+        if (o.detail.find(detail) == std::string::npos) missing.push_back(detail);
+    return missing;
+}
+
+/// The prediction holds: the predicted verdict, with every expected detail.
+inline bool as_predicted(const scenario& s, const outcome& o) {
+    return o.observed == s.predicted && missing_details(s, o).empty();
+}
+
+/// The prediction in one line: "deadlocked, with «A holds ...»; «B holds ...»".
+inline std::string describe_prediction(const scenario& s) {
+    std::string out = to_string(s.predicted);
+    for (std::size_t i = 0; i < s.expect.size(); ++i) out += (i ? "; «" : ", with «") + s.expect[i] + "»";
+    return out;
+}
 
 }  // namespace harness
