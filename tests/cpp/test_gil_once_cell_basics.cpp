@@ -30,7 +30,7 @@ std::string fetch_python_error() {
 }
 }  // namespace
 
-TEST_CASE("an empty cell has no value; get_or_init fills it once") {
+TEST_CASE("an empty cell has no value, get_or_init fills it once") {
     harness::traced_gil gil;
     gil_once_cell<std::string> cell{"greeting"};
     CHECK(cell.get(gil.token()) == nullptr);

@@ -31,7 +31,7 @@ struct takes_without_tag<Cell, std::void_t<decltype(std::declval<Cell&>().take(s
 
 }  // namespace
 
-TEST_CASE("take must be told that it invalidates references; there is no silent reset") {
+TEST_CASE("take must be told that it invalidates references, there is no silent reset") {
     STATIC_REQUIRE_FALSE(has_reset<gil_once_cell<int>>::value);
     STATIC_REQUIRE_FALSE(takes_without_tag<gil_once_cell<int>>::value);
     harness::traced_gil gil;
@@ -42,7 +42,7 @@ TEST_CASE("take must be told that it invalidates references; there is no silent 
     CHECK(cell.get(gil.token()) == nullptr);
 }
 
-TEST_CASE("an initializer returning an empty py_ref is an error; the cell stays empty and retries") {
+TEST_CASE("an initializer returning an empty py_ref is an error, the cell stays empty and retries") {
     harness::traced_gil gil;
     gil_once_cell<gilonce::py_ref> cell{"empty py_ref"};
     CHECK_THROWS_MATCHES(cell.get_or_init(gil.token(), [] { return gilonce::py_ref(); }), gilonce::empty_value_error,
@@ -52,7 +52,7 @@ TEST_CASE("an initializer returning an empty py_ref is an error; the cell stays 
     CHECK(PyLong_AsLong(stored.get()) == 5);
 }
 
-TEST_CASE("an initializer returning an empty pybind11::object is an error; its Python exception stays set") {
+TEST_CASE("an initializer returning an empty pybind11::object is an error, its Python exception stays set") {
     harness::traced_gil gil;
     gil_once_cell<py::object> cell{"empty object"};
     auto failing_import = [] { return py::reinterpret_steal<py::object>(PyImport_ImportModule("no_such_module_here")); };
@@ -64,7 +64,7 @@ TEST_CASE("an initializer returning an empty pybind11::object is an error; its P
     CHECK(cell.get(gil.token()) == nullptr);
 }
 
-TEST_CASE("get_or_try_init: an empty handle is a SystemError naming the cell; a null PyObject* likewise") {
+TEST_CASE("get_or_try_init: an empty handle is a SystemError naming the cell, a null PyObject* likewise") {
     harness::traced_gil gil;
     gil_once_cell<gilonce::py_ref> cell{"try empty"};
     CHECK(cell.get_or_try_init(gil.token(), [] { return std::optional<gilonce::py_ref>(gilonce::py_ref()); }) == nullptr);

@@ -84,7 +84,7 @@ TEST_CASE("lazy_type: class attributes that are instances of the type itself") {
     CHECK(out.detail == "lazytest.Point");
 }
 
-TEST_CASE("lazy_type: the type is immutable once complete; Python subclasses are not") {
+TEST_CASE("lazy_type: the type is immutable once complete, Python subclasses are not") {
     auto out = harness::run_in_child([] {
         harness::traced_gil gil;
         py::object t = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(point.get(gil.token())));
@@ -109,7 +109,7 @@ TEST_CASE("lazy_type: the type is immutable once complete; Python subclasses are
     CHECK(out.observed == harness::verdict::finished);
 }
 
-TEST_CASE("lazy_type: racing threads all get the complete type; published once; losers released") {
+TEST_CASE("lazy_type: racing threads all get the complete type, published once, losers released") {
     auto out = harness::run_in_child([] {
         static harness::event a_released("A released the GIL in stage 2"), b_done("B got the type");
         on_origin = [] {
@@ -145,7 +145,7 @@ TEST_CASE("lazy_type: racing threads all get the complete type; published once; 
     CHECK(out.detail == "factories ran 2 times for ORIGIN; 2 instances alive");
 }
 
-TEST_CASE("lazy_type: a failing factory names the class and attribute; nothing published; retry works") {
+TEST_CASE("lazy_type: a failing factory names the class and attribute, nothing published, retry works") {
     static PyType_Spec spec = {"lazytest.Flaky", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, point_slots};
     static int calls = 0;
     static gilonce::lazy_type flaky(&spec, {

@@ -148,7 +148,7 @@ TEST_CASE("lazy_type: two class attributes with one name are a SystemError namin
     CHECK(error_text() == "SystemError: gilonce::lazy_type immutabletest.Twice: two class attributes have the same name (A)");
 }
 
-TEST_CASE("lazy_type: a factory returning a value with an exception set is a SystemError; nothing published") {
+TEST_CASE("lazy_type: a factory returning a value with an exception set is a SystemError, nothing published") {
     static PyType_Spec spec = {"immutabletest.HalfFailed", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
     static int calls = 0;
     static gilonce::lazy_type half(&spec, {{"X", [](gilonce::gil_token) {

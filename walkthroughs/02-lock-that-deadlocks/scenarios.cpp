@@ -71,6 +71,7 @@ harness::scenario_result single_caller(accessor get_type) {
     color_attributes = {{"DEFAULT_NAME", [](gilonce::gil_token) { return PyUnicode_FromString("red"); }}};
     harness::traced_gil gil;
     PyObject* first = get_type(gil.token());
+    harness::note("asks for the type again");
     PyObject* again = get_type(gil.token());
     if (first == nullptr || first != again) return harness::scenario_result::fail("two calls, two types");
     auto name = gilonce::py_ref::steal(PyObject_GetAttrString(first, "DEFAULT_NAME"));

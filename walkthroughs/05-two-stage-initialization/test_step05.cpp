@@ -33,7 +33,7 @@ TEST_CASE("step 05: racing_threads_never_see_missing_attributes") {
                         "the 4 Colors computed by A and C were released");
 }
 
-TEST_CASE("step 05: a factory's Python error names class and attribute, with the cause; retry works") {
+TEST_CASE("step 05: a factory's Python error names class and attribute, with the cause, retry works") {
     auto out = play("python_error_in_factory_names_class_and_attribute");
     INFO(out.summary() << "\n" << harness::format_timeline(out.events));
     REQUIRE(out.observed == verdict::finished);
