@@ -11,6 +11,7 @@
 #include "harness/threads.hpp"
 #include <gilonce/py_ref.hpp>
 #include "locked_lazy_types.hpp"
+#include "plain_extension.hpp"
 
 namespace step02 {
 namespace {
@@ -130,6 +131,13 @@ const std::vector<harness::scenario>& scenarios() {
          "std::call_once called from its own callable waits forever (glibc pthread_once)",
          verdict::deadlocked,
          {"1 of 1 threads blocked in futex()"}, [] { return recursion(get_type_with_call_once); }, short_deadline()},
+        {step, "python_threads_deadlock_on_a_plain_static",
+         "no harness: two ordinary Python threads call a plain extension function whose "
+         "function-local static runs Python code that waits on a threading.Event; the "
+         "watchdog sees every thread of the process blocked in futex()",
+         verdict::deadlocked,
+         {"no exit within", "3 of 3 threads blocked in futex()"},
+         two_python_threads_and_a_plain_static, short_deadline()},
         {step, "release_then_lock_two_threads_finish",
          "pybind11's order (drop the GIL, take the once-lock, re-take the GIL) never waits "
          "for the once-lock while holding the GIL: the two threads finish",

@@ -12,7 +12,7 @@ namespace step02 {
 ///   single_caller_works_with_{static,call_once,release_then_lock},
 ///   static_two_threads_deadlock, call_once_two_threads_deadlock,
 ///   static_recursion_aborts_single_threaded, static_recursion_hangs_once_threads_exist,
-///   call_once_recursion_hangs,
+///   call_once_recursion_hangs, python_threads_deadlock_on_a_plain_static,
 ///   release_then_lock_two_threads_finish, release_then_lock_recursion_hangs.
 const std::vector<harness::scenario>& scenarios();
 

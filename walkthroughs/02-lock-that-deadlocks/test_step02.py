@@ -21,7 +21,7 @@ def test_deadlock_report_names_the_lock_order_inversion():
 
 
 def test_every_scenario_says_what_it_demonstrates():
-    assert len(SCENARIOS) == 10
+    assert len(SCENARIOS) == 11
     for s in SCENARIOS.values():
         assert s["demonstrates"] and s["step"] == "02-lock-that-deadlocks"
 
