@@ -1,6 +1,8 @@
 """Checks that every code block of the documentation site is either included from a file of
-the project (a single `--8<-- "path:region"` line, which check_snippets.py verifies) or
-visibly marked as pseudo-code (a fence with title="pseudo-code"). Blocks of shell commands
+the project (a single `--8<-- "path:region"` line, which check_snippets.py verifies), or
+written from one by cog (inside a `[[[cog listing(...)]]]` ... `[[[end]]]` block, which
+tools/listings.py --check verifies), or visibly marked as pseudo-code (a fence with
+title="pseudo-code"). Blocks of shell commands
 and program output (languages sh, console, text) are allowed as they are: they show how to
 run things, not code of the project.
 
@@ -24,10 +26,14 @@ def pages(root):
 
 
 def blocks(path):
-    """(line number, info string, body lines) for every fenced block of `path`."""
+    """(line number, info string, body lines, written by cog) for every fenced block of `path`."""
     lines = path.read_text().splitlines()
-    i = 0
+    i, in_cog = 0, False
     while i < len(lines):
+        if "[[[cog" in lines[i] and "listing(" in lines[i] or "[[[cog" in lines[i] and "changes(" in lines[i]:
+            in_cog = True
+        if "[[[end]]]" in lines[i]:
+            in_cog = False
         m = FENCE.match(lines[i])
         if not m:
             i += 1
@@ -38,7 +44,7 @@ def blocks(path):
         while i < len(lines) and not lines[i].strip().startswith(fence):
             body.append(lines[i])
             i += 1
-        yield start, info, body
+        yield start, info, body, in_cog
         i += 1
 
 
@@ -46,10 +52,10 @@ def check(root):
     root = pathlib.Path(root)
     problems = []
     for page in pages(root):
-        for line, info, body in blocks(page):
+        for line, info, body, written_by_cog in blocks(page):
             language = info.split()[0] if info else ""
             content = [b for b in body if b.strip()]
-            if len(content) == 1 and INCLUDE.match(content[0]):
+            if written_by_cog or len(content) == 1 and INCLUDE.match(content[0]):
                 continue
             if 'title="pseudo-code"' in info:
                 continue

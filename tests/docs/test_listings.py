@@ -1,0 +1,65 @@
+"""tools/listings.py: the walkthrough READMEs carry their code, written from the compiled
+regions by cog, and the check fails as soon as a region and its README differ."""
+import pathlib
+import shutil
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+import listings  # noqa: E402
+
+STEP = "walkthroughs/02-lock-that-deadlocks"
+
+
+def test_every_readme_matches_its_sources():
+    assert listings.main(["--check", "--root", str(ROOT)]) == 0
+
+
+@pytest.fixture
+def step_copy(tmp_path, monkeypatch):
+    """A copy of step 02 (its README and sources) under a root of its own."""
+    shutil.copytree(ROOT / STEP, tmp_path / STEP)
+    monkeypatch.setenv(listings.ROOT_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_a_region_changed_without_its_readme_fails_the_check(step_copy, capsys):
+    readme = step_copy / STEP / "README.md"
+    source = step_copy / STEP / "locked_lazy_types.cpp"
+    assert listings.main(["--check", "--root", str(step_copy), str(readme)]) == 0
+    text = source.read_text()
+    marker = "    // BAD: the guard is held for the whole build, and the build may release the GIL.\n"
+    assert marker in text
+    source.write_text(text.replace(marker, marker + "    // a line the README does not have\n"))
+    assert listings.main(["--check", "--root", str(step_copy), str(readme)]) == 1
+    assert "differs from its compiled source" in capsys.readouterr().err
+    # --write brings the README back in line, and the check passes again.
+    assert listings.main(["--write", "--root", str(step_copy), str(readme)]) == 0
+    assert "// a line the README does not have" in readme.read_text()
+    assert listings.main(["--check", "--root", str(step_copy), str(readme)]) == 0
+
+
+def test_listings_leave_out_the_tracing_lines_and_nothing_else(step_copy):
+    region = [line for _, line in listings.region_lines(f"{STEP}/locked_lazy_types.cpp", "static")]
+    shown = listings.lesson_code(f"{STEP}/locked_lazy_types.cpp", "static").splitlines()
+    traced = [line for line in region if listings.TRACING.match(line)]
+    assert traced, "the compiled region has tracing lines"
+    assert not any("harness::record" in line or "waits_for(" in line for line in shown)
+    assert len(shown) == len(region) - len(traced)
+
+
+def test_a_tracing_call_over_several_lines_is_an_error(step_copy):
+    source = step_copy / STEP / "locked_lazy_types.cpp"
+    text = source.read_text()
+    one_line = "        harness::record(event_kind::holds, static_guard);\n"
+    assert one_line in text
+    source.write_text(text.replace(one_line, "        harness::record(event_kind::holds,\n                        static_guard);\n"))
+    with pytest.raises(listings.ListingError, match="one statement on one line"):
+        listings.lesson_code(f"{STEP}/locked_lazy_types.cpp", "static")
+
+
+def test_a_missing_region_is_named(step_copy):
+    with pytest.raises(listings.ListingError, match="no region 'nowhere'"):
+        listings.lesson_code(f"{STEP}/locked_lazy_types.cpp", "nowhere")

@@ -1,0 +1,140 @@
+"""The code listings in the walkthrough READMEs: written from the compiled sources, and
+checked against them, with cog (the cogapp package).
+
+A step's README must read well as a plain file, so its code is in the README itself. Each
+listing sits in a cog block whose generator names the source file and region:
+
+    <!-- [[[cog listing("walkthroughs/02-lock-that-deadlocks/locked_lazy_types.cpp", "static")]]] -->
+    ```cpp
+    ...the region's code, as compiled, minus its tracing lines...
+    ```
+    <!-- [[[end]]] -->
+
+`tools/listings.py --write` regenerates every block; `--check` fails (exit 1, naming the
+file) when any block differs from what its source would give, so a region that changes
+without its README breaks the build. A region is the text between the lines
+`--8<-- [start:NAME]` and `--8<-- [end:NAME]` (in comments) of the source file.
+
+Tracing calls (`harness::record(...)`, `harness::note(...)`, `waits_for(...)`) write the
+trace the main job narrates; they are not part of the lesson, so listings leave them out.
+Each must be one statement on one line, so that leaving it out leaves valid code; a tracing
+call spread over several lines is an error naming the file and line.
+
+`changes(...)` writes a unified diff of two regions: what one step changed from the last.
+
+usage: listings.py --check | --write [--root DIR] [README ...]"""
+import argparse
+import difflib
+import os
+import pathlib
+import re
+import sys
+import textwrap
+
+ROOT_ENV = "GILONCE_LISTINGS_ROOT"
+MARKER = re.compile(r"--8<--\s+\[(start|end):([A-Za-z0-9_\-]+)\]")
+TRACING = re.compile(r"^\s*(harness::record|harness::note|waits_for)\(")
+LANGUAGES = {".cpp": "cpp", ".hpp": "cpp", ".h": "cpp", ".py": "python", ".cmake": "cmake"}
+
+
+class ListingError(Exception):
+    pass
+
+
+def root():
+    return pathlib.Path(os.environ.get(ROOT_ENV, pathlib.Path(__file__).resolve().parent.parent))
+
+
+def region_lines(path, region):
+    """The lines of `region` in `path` (relative to the root), as written."""
+    source = root() / path
+    if not source.is_file():
+        raise ListingError(f"{path}: no such file")
+    lines, inside, found = [], False, False
+    for number, line in enumerate(source.read_text().splitlines(), 1):
+        m = MARKER.search(line)
+        if m and m.group(2) == region:
+            if m.group(1) == "start":
+                inside, found = True, True
+            else:
+                inside = False
+            continue
+        if inside:
+            lines.append((number, line))
+    if not found:
+        raise ListingError(f"{path}: no region '{region}'")
+    if inside:
+        raise ListingError(f"{path}: region '{region}' never ends")
+    if not lines:
+        raise ListingError(f"{path}: region '{region}' is empty")
+    return lines
+
+
+def lesson_code(path, region):
+    """The region's code as a reader should study it: tracing lines left out, dedented."""
+    kept = []
+    for number, line in region_lines(path, region):
+        if TRACING.match(line):
+            if not line.rstrip().endswith(";"):
+                raise ListingError(f"{path}:{number}: a tracing call must be one statement on one line")
+            continue
+        kept.append(line)
+    return textwrap.dedent("\n".join(kept)).strip("\n")
+
+
+def _emit(text):
+    import cog  # provided by cogapp while it runs a generator
+    cog.outl(text)
+
+
+def listing(path, region):
+    """Writes the fenced listing of `region` of `path` (for a cog block)."""
+    language = LANGUAGES.get(pathlib.Path(path).suffix, "")
+    _emit(f"```{language}\n{lesson_code(path, region)}\n```")
+
+
+def changes(old_path, old_region, new_path, new_region):
+    """Writes a unified diff from one region to another (for a cog block)."""
+    old = lesson_code(old_path, old_region).splitlines()
+    new = lesson_code(new_path, new_region).splitlines()
+    diff = difflib.unified_diff(old, new, f"{old_path} ({old_region})", f"{new_path} ({new_region})",
+                                lineterm="", n=2)
+    _emit("```diff\n" + "\n".join(diff) + "\n```")
+
+
+def readmes():
+    return sorted((root() / "walkthroughs").glob("*/README.md"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--check", action="store_true", help="fail if a listing differs from its source")
+    mode.add_argument("--write", action="store_true", help="rewrite every listing from its source")
+    parser.add_argument("--root", help="the repository root (default: this checkout)")
+    parser.add_argument("files", nargs="*", help="READMEs (default: walkthroughs/*/README.md)")
+    args = parser.parse_args(argv)
+    if args.root:
+        os.environ[ROOT_ENV] = str(pathlib.Path(args.root).resolve())
+    files = [str(f) for f in (args.files or readmes())]
+    if not files:
+        print("listings: no README to process", file=sys.stderr)
+        return 2
+    from cogapp import Cog  # a well-kept tool does the block handling
+
+    tools = str(pathlib.Path(__file__).resolve().parent)
+    cog_args = ["cog", "-I", tools, "-p", "from listings import listing, changes"]
+    cog_args += ["--check"] if args.check else ["-r"]
+    try:
+        status = Cog().main(cog_args + files)
+    except ListingError as error:
+        print(f"listings: {error}", file=sys.stderr)
+        return 1
+    if status != 0 and args.check:
+        print("listings: a README's listing differs from its compiled source; run tools/listings.py --write",
+              file=sys.stderr)
+    return 1 if status else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
