@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -40,19 +41,33 @@ def run(cmd, **kwargs):
         sys.exit(f"build_docs.py: failed ({result.returncode}): {' '.join(map(str, cmd))}")
 
 
+def fit_note_text(svg_path):
+    """The renderer sizes note boxes with font metrics narrower than the browser's fallback
+    font, so note text ran past its box: draw note text smaller than measured (16px -> 14px)."""
+    svg = svg_path.read_text()
+    svg = re.sub(r'(class="noteText"[^>]*style="[^"]*?)font-size: 16px', r"\1font-size: 14px", svg)
+    svg_path.write_text(svg)
+
+
 def write_diagrams(report, work):
     import mermaidx
 
     scenarios = report["scenarios"]
     shutil.rmtree(DIAGRAMS, ignore_errors=True)
     sources = [mermaid.render(s) for s in scenarios]
-    drawn = mermaidx.render_many(sources, workers=2)
+    legend_source = mermaid.render(mermaid.LEGEND)
+    *drawn, legend = mermaidx.render_many(sources + [legend_source], workers=2)
+    DIAGRAMS.mkdir(parents=True, exist_ok=True)
+    (DIAGRAMS / "legend.mmd").write_text(legend_source)
+    legend.save(str(DIAGRAMS / "legend.svg"))
+    fit_note_text(DIAGRAMS / "legend.svg")
     pages = {}
     for scenario, source, diagram in zip(scenarios, sources, drawn):
         folder = DIAGRAMS / scenario["step"]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{scenario['name']}.mmd").write_text(source)
         diagram.save(str(folder / f"{scenario['name']}.svg"))
+        fit_note_text(folder / f"{scenario['name']}.svg")
         verdict = "as predicted" if scenario["as_predicted"] else "NOT as predicted"
         pages.setdefault(scenario["step"], []).append(
             f"### `{scenario['name']}`\n\n"
@@ -63,8 +78,12 @@ def write_diagrams(report, work):
     generated = work / "generated"
     shutil.rmtree(generated, ignore_errors=True)
     generated.mkdir(parents=True)
+    legend_section = ("### How to read these diagrams\n\n"
+                      "One lifeline per thread and per lock. This legend is drawn by the same renderer, "
+                      "from a made-up trace with one event of each kind:\n\n"
+                      "![Legend of the sequence diagrams](../_generated/diagrams/legend.svg)\n")
     for step_id, sections in pages.items():
-        (generated / f"{step_id}.md").write_text("\n".join(sections))
+        (generated / f"{step_id}.md").write_text("\n".join([legend_section] + sections))
     return len(scenarios)
 
 

@@ -1,6 +1,7 @@
 """The built documentation site in a real browser (headless Chromium from Debian, driven by
 Selenium through Debian's chromedriver): every page loads without console errors,
-navigation reaches every step, code blocks and diagrams render, search finds "deadlock",
+navigation reaches every step, every step page links to the previous and next page and
+opens its diagrams with the legend, code blocks and diagrams render, search finds "deadlock",
 and the API reference loads from the site's own links and links back. Screenshots of the
 home page and of one step page are saved as artifacts.
 
@@ -102,6 +103,37 @@ def test_code_blocks_and_diagrams_render_on_every_step_page(browser, base_url):
             WebDriverWait(browser, 10).until(lambda d: d.execute_script("return arguments[0].complete", img))
             width = browser.execute_script("return arguments[0].naturalWidth", img)
             assert width > 0, f"{step}: diagram {img.get_attribute('src')} did not load"
+
+
+def test_every_step_page_links_to_the_previous_and_next_page(browser, base_url):
+    pages = ["", *[f"walkthroughs/{step}/" for step in STEPS], "concepts/"]
+    for before, page, after in zip(pages, pages[1:], pages[2:]):
+        browser.get(f"{base_url}/{page}")
+        prev = browser.find_element(By.CSS_SELECTOR, "a.md-footer__link--prev").get_attribute("href")
+        nxt = browser.find_element(By.CSS_SELECTOR, "a.md-footer__link--next").get_attribute("href")
+        assert prev == f"{base_url}/{before}", (page, prev)
+        assert nxt == f"{base_url}/{after}", (page, nxt)
+
+
+def test_every_step_page_shows_the_diagram_legend_before_its_diagrams(browser, base_url):
+    for step in STEPS:
+        browser.get(f"{base_url}/walkthroughs/{step}/")
+        images = browser.find_elements(By.CSS_SELECTOR, 'img[src*="_generated/diagrams"]')
+        assert images and images[0].get_attribute("src").endswith("_generated/diagrams/legend.svg"), step
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script("return arguments[0].complete", images[0]))
+        assert browser.execute_script("return arguments[0].naturalWidth", images[0]) > 0, step
+
+
+def test_the_legend_draws_each_kind_of_event_its_own_way():
+    # The legend is the renderer's own output for one event of each kind.
+    import sys
+    sys.path.insert(0, str(ROOT / "walkthroughs" / "runner"))
+    import mermaid
+    source = mermaid.render(mermaid.LEGEND)
+    arrows = {kind: arrow for kind, (arrow, _, _) in mermaid.ARROWS.items()}
+    assert len(set(arrows.values())) == len(arrows), "two kinds of event share an arrow"
+    for kind, (arrow, verb, _) in mermaid.ARROWS.items():
+        assert f"{arrow}" in source and verb in source, kind
 
 
 def test_search_finds_deadlock(browser, base_url):

@@ -12,11 +12,28 @@ import pathlib
 import re
 import sys
 
+# (arrow, verb, drawn from the lock to the thread?). Each kind of event has its own look:
+# asking is an open-headed arrow to the lock, taking a solid arrow from it, letting go a
+# dotted open arrow to it, getting past without taking a dotted solid arrow from it.
 ARROWS = {
-    "waits": ("-)", "waits for"),       # an open arrow: asked, not yet granted
-    "holds": ("->>", "takes"),
-    "releases": ("--)", "releases"),
-    "passes": ("--)", "no longer waits for"),
+    "waits": ("-)", "waits for", False),
+    "holds": ("->>", "takes", True),
+    "releases": ("--)", "releases", False),
+    "passes": ("-->>", "gets past, without taking", True),
+}
+
+# The legend: a made-up trace with one event of each kind, drawn by `render` itself, so
+# the legend always looks exactly like the diagrams it explains.
+LEGEND = {
+    "summary": "the closing note: the verdict the watchdog observed",
+    "events": [
+        {"thread": "A", "kind": "waits", "resource": "a lock", "text": ""},
+        {"thread": "A", "kind": "holds", "resource": "a lock", "text": ""},
+        {"thread": "B", "kind": "waits", "resource": "a lock", "text": ""},
+        {"thread": "A", "kind": "note", "resource": "", "text": "a note: what the code said it was doing"},
+        {"thread": "A", "kind": "releases", "resource": "a lock", "text": ""},
+        {"thread": "B", "kind": "passes", "resource": "a lock", "text": ""},
+    ],
 }
 
 
@@ -29,6 +46,13 @@ def text(value, limit=90):
     """Text safe inside a Mermaid message or note (no ';', '#', line breaks; bounded)."""
     value = value.replace(";", ",").replace("#", "").replace("\n", " ")
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def note(value, limit, width=44):
+    """Note text, wrapped into lines of about `width` characters: a long one-line note is
+    wider than its box once drawn."""
+    import textwrap
+    return "<br/>".join(textwrap.wrap(text(value, limit), width)) or " "
 
 
 def render(scenario):
@@ -45,11 +69,11 @@ def render(scenario):
     for e in events:
         who = identifier("t_" + e["thread"])
         if e["kind"] == "note":
-            lines.append(f"    Note over {who}: {text(e['text'])}")
+            lines.append(f"    Note over {who}: {note(e['text'], 90)}")
             continue
-        arrow, verb = ARROWS[e["kind"]]
+        arrow, verb, from_lock = ARROWS[e["kind"]]
         target = identifier("r_" + e["resource"])
-        if e["kind"] == "holds":
+        if from_lock:
             lines.append(f"    {target}{arrow}{who}: {verb}")
         else:
             lines.append(f"    {who}{arrow}{target}: {verb}")
@@ -57,7 +81,7 @@ def render(scenario):
     over = span[0] if len(span) == 1 else f"{span[0]},{span[-1]}"
     if not threads:
         lines.append("    participant _ as (no events)")
-    lines.append(f"    Note over {over}: {text(scenario['summary'], 160)}")
+    lines.append(f"    Note over {over}: {note(scenario['summary'], 400, 54)}")
     return "\n".join(lines) + "\n"
 
 

@@ -134,8 +134,8 @@ def test_mermaid_draws_the_deadlock_as_it_happened():
         "    t_A-)r_GIL: waits for\n"
         "    Note over t_B: asks for the type\n"
         "    t_B-)r_guard: waits for\n"
-        "    Note over t_A,t_B: deadlocked after 0.005 s: A holds guard and waits for GIL, "
-        "B holds GIL and waits for guard\n")
+        "    Note over t_A,t_B: deadlocked after 0.005 s: A holds guard and waits for<br/>"
+        "GIL, B holds GIL and waits for guard\n")
 
 
 def test_mermaid_rejects_unknown_scenarios_and_foreign_files(tmp_path, capsys):
