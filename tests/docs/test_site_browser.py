@@ -106,7 +106,7 @@ def test_code_blocks_and_diagrams_render_on_every_step_page(browser, base_url):
 
 
 def test_every_step_page_links_to_the_previous_and_next_page(browser, base_url):
-    pages = ["", *[f"walkthroughs/{step}/" for step in STEPS], "concepts/"]
+    pages = ["reading-the-code/", *[f"walkthroughs/{step}/" for step in STEPS], "concepts/"]
     for before, page, after in zip(pages, pages[1:], pages[2:]):
         browser.get(f"{base_url}/{page}")
         prev = browser.find_element(By.CSS_SELECTOR, "a.md-footer__link--prev").get_attribute("href")

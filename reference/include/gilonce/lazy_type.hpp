@@ -14,6 +14,12 @@
 #include <utility>
 #include <vector>
 
+#if PY_VERSION_HEX < 0x030A0000
+#error "gilonce::lazy_type needs Python 3.10 or newer: its immutability rests on \
+Py_TPFLAGS_IMMUTABLETYPE, and before 3.10 nothing stops Python code from changing a heap \
+type while its class attributes are computed (see the FAQ)."
+#endif
+
 #include "compiler.hpp"
 #include "errors.hpp"
 #include "gil_once_cell.hpp"
