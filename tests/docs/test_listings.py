@@ -19,8 +19,8 @@ def test_every_readme_matches_its_sources():
 
 @pytest.fixture
 def step_copy(tmp_path, monkeypatch):
-    """A copy of step 02 (its README and sources) under a root of its own."""
-    shutil.copytree(ROOT / STEP, tmp_path / STEP)
+    """A copy of the walkthroughs (READMEs and sources) under a root of its own."""
+    shutil.copytree(ROOT / "walkthroughs", tmp_path / "walkthroughs")  # READMEs quote earlier steps too
     monkeypatch.setenv(listings.ROOT_ENV, str(tmp_path))
     return tmp_path
 

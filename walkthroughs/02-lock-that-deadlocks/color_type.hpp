@@ -24,7 +24,8 @@ struct class_attribute {
 /// them before the first call (nothing else changes them).
 extern std::vector<class_attribute> color_attributes;
 
-/// Builds a new heap type `step02.Color` and sets its class attributes.
+/// Builds step 01's static type object `step02.Color`, class attributes first, then
+/// PyType_Ready. Must run at most once per process (the variants' locks see to that).
 /// Requires: the GIL is held. Returns: a new reference, never null.
 /// Throws: std::runtime_error with the Python error's text (which is cleared) on failure.
 PyObject* build_color_type(gilonce::gil_token gil);
