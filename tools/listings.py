@@ -97,7 +97,9 @@ def changes(old_path, old_region, new_path, new_region):
     """Writes a unified diff from one region to another (for a cog block)."""
     old = lesson_code(old_path, old_region).splitlines()
     new = lesson_code(new_path, new_region).splitlines()
-    diff = difflib.unified_diff(old, new, f"{old_path} ({old_region})", f"{new_path} ({new_region})",
+    def label(path, region):  # short enough for a listing's width: walkthroughs/ goes
+        return f"{str(path).removeprefix('walkthroughs/')} ({region})"
+    diff = difflib.unified_diff(old, new, label(old_path, old_region), label(new_path, new_region),
                                 lineterm="", n=2)
     _emit("```diff\n" + "\n".join(diff) + "\n```")
 

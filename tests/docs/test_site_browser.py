@@ -136,6 +136,19 @@ def test_the_legend_draws_each_kind_of_event_its_own_way():
         assert f"{arrow}" in source and verb in source, kind
 
 
+def test_no_listing_scrolls_sideways_at_the_default_width(browser, base_url):
+    # The browser window is 1280 px wide (the fixture), a common laptop width.
+    pages = [f"walkthroughs/{step}/" for step in STEPS] + ["reading-the-code/", "concepts/", "faq/", "reference/"]
+    wide = []
+    for page in pages:
+        browser.get(f"{base_url}/{page}")
+        for block in browser.find_elements(By.CSS_SELECTOR, "pre > code"):
+            scroll, client = browser.execute_script("return [arguments[0].scrollWidth, arguments[0].clientWidth]", block)
+            if scroll > client + 2:
+                wide.append(f"{page}: {block.text.splitlines()[0][:60]!r} ({scroll} px in {client} px)")
+    assert wide == [], "\n".join(wide)
+
+
 def test_search_finds_deadlock(browser, base_url):
     browser.get(f"{base_url}/")
     browser.find_element(By.CSS_SELECTOR, "label.md-search__icon, .md-search__input").click()

@@ -46,7 +46,8 @@ def second():
     second_done.set()    # the first thread now wants the GIL back...
     plain_extension.cached(init)   # ...while this one holds it and waits for the guard
 
-threads = [threading.Thread(target=plain_extension.cached, args=(init,)), threading.Thread(target=second)]
+threads = [threading.Thread(target=plain_extension.cached, args=(init,)),
+           threading.Thread(target=second)]
 for t in threads: t.start()
 for t in threads: t.join()
 )";

@@ -20,7 +20,8 @@ std::optional<gilonce::py_ref> one_stage_lazy_type::build(gilonce::gil_token gil
     for (const class_attribute& attribute : attributes_) {
         auto value = gilonce::py_ref::steal(attribute.make(gil));
         if (!value || PyObject_SetAttrString(type.get(), attribute.name.c_str(), value.get()) < 0) {
-            const std::string what = std::string("cannot compute class attribute ") + name_ + "." + attribute.name;
+            const std::string what =
+                std::string("cannot compute class attribute ") + name_ + "." + attribute.name;
             gilonce::raise_from_current(PyExc_RuntimeError, what.c_str());  // the cause is kept
             return std::nullopt;
         }

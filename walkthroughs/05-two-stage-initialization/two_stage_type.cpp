@@ -54,7 +54,9 @@ PyObject* two_stage_type::get_slow(gilonce::gil_token gil) {
     if (complete_ != nullptr) return complete_;  // published while stage 1 released the GIL
 
     const auto me = std::this_thread::get_id();
-    if (std::find(computing_threads_.begin(), computing_threads_.end(), me) != computing_threads_.end()) {
+    const bool this_thread_computes =
+        std::find(computing_threads_.begin(), computing_threads_.end(), me) != computing_threads_.end();
+    if (this_thread_computes) {
         harness::note("re-entrant call: gets the ready type early");
         return ready->get();  // a factory on this thread needs it to create an instance
     }
@@ -64,7 +66,8 @@ PyObject* two_stage_type::get_slow(gilonce::gil_token gil) {
     computing_thread_record record(computing_threads_);
     std::vector<std::pair<std::string, gilonce::py_ref>> values;
     for (const class_attribute& attribute : attributes_) {
-        const std::string what = std::string("cannot compute class attribute ") + name_ + "." + attribute.name;
+        const std::string what =
+            std::string("cannot compute class attribute ") + name_ + "." + attribute.name;
         gilonce::py_ref value;
         try {
             value = gilonce::py_ref::steal(attribute.make(gil));
@@ -96,7 +99,8 @@ PyObject* two_stage_type::get_slow(gilonce::gil_token gil) {
 // Sets every class attribute on the type. PyObject_SetAttr on a type also invalidates the
 // type attribute cache (PyType_Modified), so lookups see the new attributes at once. On
 // failure (memory), removes what it set: attributes are published all or none.
-bool two_stage_type::publish(PyObject* type, std::vector<std::pair<std::string, gilonce::py_ref>>& values) {
+bool two_stage_type::publish(PyObject* type,
+                             std::vector<std::pair<std::string, gilonce::py_ref>>& values) {
     harness::note(std::string("stage 2: publishes the class attributes of ") + name_);
     for (std::size_t i = 0; i < values.size(); ++i) {
         if (PyObject_SetAttrString(type, values[i].first.c_str(), values[i].second.get()) < 0) {
