@@ -41,6 +41,16 @@ def run(cmd, **kwargs):
         sys.exit(f"build_docs.py: failed ({result.returncode}): {' '.join(map(str, cmd))}")
 
 
+# The scenario that tells each step's story in one picture, drawn first on its page.
+HEADLINES = {
+    "01-unsound-lazy-type": "second_thread_sees_unready_type",
+    "02-lock-that-deadlocks": "static_two_threads_deadlock",
+    "03-gil-as-the-lock": "two_threads_share_one_type",
+    "04-recursive-class-attributes": "recursive_attribute_is_a_clear_error",
+    "05-two-stage-initialization": "racing_threads_never_see_missing_attributes",
+}
+
+
 def fit_note_text(svg_path):
     """The renderer sizes note boxes with font metrics narrower than the browser's fallback
     font, so note text ran past its box: draw note text smaller than measured (16px -> 14px)."""
@@ -68,22 +78,33 @@ def write_diagrams(report, work):
         (folder / f"{scenario['name']}.mmd").write_text(source)
         diagram.save(str(folder / f"{scenario['name']}.svg"))
         fit_note_text(folder / f"{scenario['name']}.svg")
-        verdict = "as predicted" if scenario["as_predicted"] else "NOT as predicted"
+        # The verdict is said once, in the diagram's closing note; here only whether it was
+        # the predicted one.
+        verdict = "as predicted" if scenario["as_predicted"] else "**NOT as predicted**"
         pages.setdefault(scenario["step"], []).append(
             f"### `{scenario['name']}`\n\n"
-            f"*Shows:* {scenario['demonstrates']}.  \n"
-            f"*Predicted:* {scenario['predicted']}. *Observed:* {scenario['summary']} ({verdict}).\n\n"
+            f"*Shows:* {scenario['demonstrates']}. *Observed:* {verdict} (the closing note).\n\n"
             f"![Sequence diagram of {scenario['name']}, from a real run]"
             f"(../_generated/diagrams/{scenario['step']}/{scenario['name']}.svg)\n")
     generated = work / "generated"
     shutil.rmtree(generated, ignore_errors=True)
     generated.mkdir(parents=True)
     legend_section = ("### How to read these diagrams\n\n"
-                      "One lifeline per thread and per lock. This legend is drawn by the same renderer, "
-                      "from a made-up trace with one event of each kind:\n\n"
+                      "One lifeline per thread and one per lock (the GIL, and each step's once-lock). "
+                      "*thread main* is the scenario's own thread: it starts the named threads and waits "
+                      "for them, or is itself the only caller. A shaded band marks the waits that close "
+                      "a wait-for cycle. This legend is drawn by the same renderer, from a made-up trace "
+                      "with one event of each kind:\n\n"
                       "![Legend of the sequence diagrams](../_generated/diagrams/legend.svg)\n")
     for step_id, sections in pages.items():
-        (generated / f"{step_id}.md").write_text("\n".join([legend_section] + sections))
+        summary = []
+        headline = HEADLINES.get(step_id)
+        if headline:
+            shows = next(s["demonstrates"] for s in scenarios if s["step"] == step_id and s["name"] == headline)
+            summary = [f"### The step in one picture\n\n`{headline}`: {shows}.\n\n"
+                       f"![The step in one picture: {headline}](../_generated/diagrams/{step_id}/{headline}.svg)\n",
+                       "### Every scenario\n"]
+        (generated / f"{step_id}.md").write_text("\n".join([legend_section] + summary + sections))
     return len(scenarios)
 
 

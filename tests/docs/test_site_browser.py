@@ -149,15 +149,31 @@ def test_no_listing_scrolls_sideways_at_the_default_width(browser, base_url):
     assert wide == [], "\n".join(wide)
 
 
+def search_results_once_settled(browser, timeout=20):
+    """The search results' texts, read in one step once two reads 300 ms apart agree: the
+    results list re-renders while the search index loads, and an element found before a
+    re-render is stale after it."""
+    read = "return Array.from(document.querySelectorAll('.md-search-result__item')).map(e => e.innerText)"
+    previous = None
+
+    def settled(driver):
+        nonlocal previous
+        current = driver.execute_script(read)
+        stable = bool(current) and current == previous
+        previous = current
+        return current if stable else False
+
+    return WebDriverWait(browser, timeout, poll_frequency=0.3).until(settled)
+
+
 def test_search_finds_deadlock(browser, base_url):
     browser.get(f"{base_url}/")
     browser.find_element(By.CSS_SELECTOR, "label.md-search__icon, .md-search__input").click()
     box = WebDriverWait(browser, 10).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "input.md-search__input")))
     box.send_keys("deadlock")
-    results = WebDriverWait(browser, 20).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, ".md-search-result__item") or False)
+    results = search_results_once_settled(browser)
     assert len(results) >= 3
-    assert any("deadlock" in r.text.lower() for r in results)
+    assert any("deadlock" in text.lower() for text in results)
 
 
 def test_api_reference_loads_from_the_site_and_links_back(browser, base_url):

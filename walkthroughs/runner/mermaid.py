@@ -55,6 +55,19 @@ def note(value, limit, width=44):
     return "<br/>".join(textwrap.wrap(text(value, limit), width)) or " "
 
 
+CYCLE_LINK = re.compile(r"([^\s:;,]+) holds (.+?) and waits for (.+?)(?=;|$)")
+
+
+def cycle_waits(scenario):
+    """For a deadlock found from the trace, the (thread, resource) waits of its cycle, read
+    off the verdict ("A holds X and waits for Y; B holds Y and waits for X; observed: ...")."""
+    summary = scenario.get("summary", "")
+    if not summary.startswith("deadlocked") or "observed:" not in summary:
+        return []
+    cycle_part = summary.split(": ", 1)[1].split("; observed:")[0]
+    return [(m.group(1), m.group(3).strip()) for m in CYCLE_LINK.finditer(cycle_part)]
+
+
 def render(scenario):
     """The Mermaid source for one scenario of the report."""
     events = scenario["events"]
@@ -66,7 +79,17 @@ def render(scenario):
         lines.append(f"    participant {identifier('t_' + thread)} as thread {text(thread)}")
     for lock in locks:
         lines.append(f"    participant {identifier('r_' + lock)} as {text(lock)}")
-    for e in events:
+    # The waits that close the wait-for cycle are drawn on a shaded band, from the first of
+    # them to the end, with a note saying what the band is.
+    waits = cycle_waits(scenario)
+    last_wait = {}
+    for index, e in enumerate(events):
+        if e["kind"] == "waits" and (e["thread"], e["resource"]) in waits:
+            last_wait[(e["thread"], e["resource"])] = index
+    band_from = min(last_wait.values()) if waits and len(last_wait) == len(waits) else None
+    for index, e in enumerate(events):
+        if index == band_from:
+            lines.append("    rect rgba(255, 160, 160, 0.35)")
         who = identifier("t_" + e["thread"])
         if e["kind"] == "note":
             lines.append(f"    Note over {who}: {note(e['text'], 90)}")
@@ -79,6 +102,13 @@ def render(scenario):
             lines.append(f"    {who}{arrow}{target}: {verb}")
     span = [identifier("t_" + t) for t in threads] or ["_"]
     over = span[0] if len(span) == 1 else f"{span[0]},{span[-1]}"
+    if band_from is not None:
+        cycle_threads = [identifier("t_" + t) for t, _ in waits]
+        lines.append(f"    Note over {cycle_threads[0]},{cycle_threads[-1]}: "
+                     f"{note('the wait-for cycle: each waits for a lock the next one holds', 90)}"
+                     if len(set(cycle_threads)) > 1 else
+                     f"    Note over {cycle_threads[0]}: {note('the wait-for cycle: it waits for a lock it holds', 90)}")
+        lines.append("    end")
     if not threads:
         lines.append("    participant _ as (no events)")
     lines.append(f"    Note over {over}: {note(scenario['summary'], 400, 54)}")

@@ -42,7 +42,7 @@ namespace detail {
 
 /// Runs `code()` (returning a new reference, or null with a Python exception set) and turns
 /// a C++ exception it throws into a Python one: `MemoryError` for `std::bad_alloc`,
-/// `RuntimeError("C++ exception: <what>")` otherwise, chained from any Python exception
+/// `RuntimeError("C++ exception: WHAT")` otherwise, chained from any Python exception
 /// already set. A forced unwind (`pthread_exit`) is never caught: it goes on untouched.
 /// Requires: the GIL is held, and `code` returns or throws with it held.
 template <class Code>

@@ -84,14 +84,16 @@ struct class_attribute {
 /// - If stage 2 releases the GIL, other callers compute their own attributes meanwhile:
 ///   factories may run more than once. The first complete set is published, once; the
 ///   others are released at once, under the GIL.
-/// - A failing factory: `get` returns null with `RuntimeError("cannot compute class
-///   attribute <type>.<attribute>")` set, the factory's error as `__cause__`. Nothing is
-///   published, and the next call (in any context) computes the attributes again. A
-///   factory that returns a value with an exception set: `SystemError("class attribute
-///   factory <type>.<attribute> returned a value with an exception set")`. A failing
-///   bases factory: `RuntimeError("cannot compute the bases of <type>")`, likewise. A C++
-///   exception from either becomes `RuntimeError("C++ exception: <what>")` (or
-///   `MemoryError`) as that cause: no C++ exception escapes `get`.
+/// - Errors, with TYPE the type's dotted name and ATTRIBUTE the attribute's name:
+///   - a failing factory: `get` returns null with
+///     `RuntimeError("cannot compute class attribute TYPE.ATTRIBUTE")` set, the factory's
+///     error as `__cause__`; nothing is published, and the next call (in any context)
+///     computes the attributes again;
+///   - a factory that returns a value with an exception set:
+///     `SystemError("class attribute factory TYPE.ATTRIBUTE returned a value with an exception set")`;
+///   - a failing bases factory: `RuntimeError("cannot compute the bases of TYPE")`;
+///   - a C++ exception from either becomes `RuntimeError("C++ exception: WHAT")` (or
+///     `MemoryError`) as that cause: no C++ exception escapes `get`.
 /// - Immutable (the default, Python 3.10+): `Py_TPFLAGS_IMMUTABLETYPE`, on 3.14+ set by
 ///   `PyType_Freeze`, before any instance exists (as its documentation requires); on
 ///   3.10-3.13 by creating the type from a copy of the spec with the flag added, which is
