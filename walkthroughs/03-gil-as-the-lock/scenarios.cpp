@@ -84,7 +84,14 @@ harness::scenario_result two_threads_share_one_type() {
     PyTypeObject* seen_by_a = nullptr;
     PyTypeObject* seen_by_b = nullptr;
     harness::run_threads({
-        {"A", [&](gilonce::gil_token gil) { seen_by_a = slow_color.get(gil); }},
+        {"A", [&](gilonce::gil_token gil) {
+             seen_by_a = slow_color.get(gil);
+             // The key moment, seen from A: the type it got is not the one it built.
+             auto built_by = gilonce::py_ref::steal(
+                 PyObject_GetAttrString(reinterpret_cast<PyObject*>(seen_by_a), "BUILT_BY"));
+             if (built_by && PyUnicode_CompareWithASCIIString(built_by.get(), "A") != 0)
+                 harness::note("cell already full (B's type): the type A built is released");
+         }},
         {"B", [&](gilonce::gil_token gil) {
              harness::without_gil([] { a_released.wait(); });
              seen_by_b = slow_color.get(gil);
