@@ -87,6 +87,30 @@ scenario_result finalize_under(void (*daemon)()) {
 
 PyType_Slot plain_slots[] = {{0, nullptr}};
 
+// Runs `source` (Python) with `wait` bound to wait_for_finalization_without_gil, and returns
+// a new reference to the global it defines named `name` (null if anything failed).
+PyObject* python_calling_wait(const char* source, const char* name) {
+    static PyMethodDef wait_def = {"wait", [](PyObject*, PyObject*) -> PyObject* {
+                                       wait_for_finalization_without_gil();
+                                       Py_RETURN_NONE;
+                                   }, METH_NOARGS, nullptr};
+    PyGILState_STATE state = PyGILState_Ensure();
+    PyObject* scope = PyDict_New();
+    PyObject* wait = PyCFunction_New(&wait_def, nullptr);
+    PyObject* found = nullptr;
+    if (scope != nullptr && wait != nullptr && PyDict_SetItemString(scope, "wait", wait) == 0) {
+        PyObject* ran = PyRun_String(source, Py_file_input, scope, scope);
+        found = ran != nullptr ? PyDict_GetItemString(scope, name) : nullptr;
+        Py_XINCREF(found);
+        Py_XDECREF(ran);
+    }
+    if (found == nullptr && PyErr_Occurred()) PyErr_Print();
+    Py_XDECREF(wait);
+    Py_XDECREF(scope);
+    PyGILState_Release(state);
+    return found;
+}
+
 }  // namespace
 
 TEST_CASE("shutdown: a daemon thread ended inside a class-attribute factory during Py_Finalize unwinds cleanly") {
@@ -139,31 +163,18 @@ TEST_CASE("shutdown: a daemon thread ended while a failing factory's exception i
     auto out = harness::run_in_child([] {
         static PyType_Spec spec = {"shutdowntest.Failing", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
         static PyObject* slow_error = nullptr;
-        static PyMethodDef wait_def = {"wait", [](PyObject*, PyObject*) -> PyObject* {
-                                           wait_for_finalization_without_gil();
-                                           Py_RETURN_NONE;
-                                       }, METH_NOARGS, nullptr};
         static gilonce::lazy_type failing(&spec, {
             {"ONLY", [](gilonce::gil_token) -> PyObject* {
                  PyErr_SetString(slow_error, "raised unnormalized");  // normalized later, by gilonce
                  return nullptr;
              }},
         });
-        PyGILState_STATE state = PyGILState_Ensure();
-        PyObject* scope = PyDict_New();
-        PyObject* wait = PyCFunction_New(&wait_def, nullptr);
-        PyDict_SetItemString(scope, "wait", wait);
-        PyObject* ran = PyRun_String("class SlowError(Exception):\n"
-                                     "    def __init__(self, *args):\n"
-                                     "        wait()\n"
-                                     "        super().__init__(*args)\n",
-                                     Py_file_input, scope, scope);
-        slow_error = PyDict_GetItemString(scope, "SlowError");
-        if (ran == nullptr || slow_error == nullptr) return scenario_result::fail("could not define SlowError");
-        Py_INCREF(slow_error);
-        Py_DECREF(ran);
-        Py_DECREF(wait);
-        PyGILState_Release(state);
+        slow_error = python_calling_wait("class SlowError(Exception):\n"
+                                         "    def __init__(self, *args):\n"
+                                         "        wait()\n"
+                                         "        super().__init__(*args)\n",
+                                         "SlowError");
+        if (slow_error == nullptr) return scenario_result::fail("could not define SlowError");
         return finalize_under([] {
             gilonce::gil_acquire gil;
             (void)failing.get(gil.token());
@@ -202,32 +213,18 @@ TEST_CASE("shutdown: a daemon thread ended in a collection run while the re-entr
     // Restoring the record (PyContextVar_Reset) allocates; with garbage pending and a
     // threshold of 1 that allocation runs a collection, whose __del__ releases the GIL.
     auto out = harness::run_in_child([] {
-        static PyMethodDef wait_def = {"wait", [](PyObject*, PyObject*) -> PyObject* {
-                                           wait_for_finalization_without_gil();
-                                           Py_RETURN_NONE;
-                                       }, METH_NOARGS, nullptr};
         static PyObject* make_garbage = nullptr;
         static gilonce::gil_once_cell<gilonce::py_ref> cell{"record restore probe"};
-        PyGILState_STATE state = PyGILState_Ensure();
-        PyObject* scope = PyDict_New();
-        PyObject* wait = PyCFunction_New(&wait_def, nullptr);
-        PyDict_SetItemString(scope, "wait", wait);
-        PyObject* ran = PyRun_String("import gc, contextvars\n"
-                                     "user_var = contextvars.ContextVar('user')\n"
-                                     "class Cycle:\n"
-                                     "    def __init__(self): self.me = self\n"
-                                     "    def __del__(self): wait()\n"
-                                     "def make_garbage():\n"
-                                     "    gc.disable()\n"
-                                     "    Cycle()\n"
-                                     "    gc.set_threshold(1)\n",
-                                     Py_file_input, scope, scope);
-        make_garbage = PyDict_GetItemString(scope, "make_garbage");
-        if (ran == nullptr || make_garbage == nullptr) return scenario_result::fail("could not set up");
-        Py_INCREF(make_garbage);
-        Py_DECREF(ran);
-        Py_DECREF(wait);
-        PyGILState_Release(state);
+        make_garbage = python_calling_wait("import gc\n"
+                                           "class Cycle:\n"
+                                           "    def __init__(self): self.me = self\n"
+                                           "    def __del__(self): wait()\n"
+                                           "def make_garbage():\n"
+                                           "    gc.disable()\n"
+                                           "    Cycle()\n"
+                                           "    gc.set_threshold(1)\n",
+                                           "make_garbage");
+        if (make_garbage == nullptr) return scenario_result::fail("could not set up");
         return finalize_under([] {
             gilonce::gil_acquire gil;
             // A variable of the thread's own, so that restoring the record must allocate.

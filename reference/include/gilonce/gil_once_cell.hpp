@@ -193,6 +193,16 @@ private:
         ::new (static_cast<void*>(&slot_.value)) T(std::move(value));
         full_ = true;
     }
+    // What a slow path holds while user code runs, and how it lets go of it, without a
+    // C-API call, when the thread is torn down without the GIL.
+    struct in_flight {
+        std::optional<T> value;
+        std::optional<detail::initializing_scope> scope;  // destroyed before `value`
+        void abandon() noexcept {
+            if (scope) scope->abandon();
+            if (value) detail::abandon(*value);
+        }
+    };
     // Stores `value` if the cell is still empty; else another initializer won, and `value`
     // is released now (outside any destructor). Either way `value` is left empty or spent.
     // Requires: the GIL is held.
@@ -275,12 +285,9 @@ const T& gil_once_cell<T>::get_or_init_slow(gil_token, F&& init) {
     const int reentrant = detail::context_is_initializing(this, live_);
     if (reentrant < 0) throw_record_failure();
     if (reentrant) throw reentrant_init_error(message(reentry_text));
-    std::optional<T> value;
-    std::optional<detail::initializing_scope> scope;  // destroyed before `value`
-    auto abandon = [&]() noexcept {
-        if (scope) scope->abandon();
-        if (value) detail::abandon(*value);
-    };
+    in_flight held;
+    std::optional<T>& value = held.value;  // (not a structured binding: lambdas capture these)
+    std::optional<detail::initializing_scope>& scope = held.scope;
     return detail::call_user_code(
         [&]() -> const T& {
             scope.emplace(this, live_);
@@ -293,7 +300,7 @@ const T& gil_once_cell<T>::get_or_init_slow(gil_token, F&& init) {
             store_or_release(*value);
             return slot_.value;
         },
-        abandon);
+        [&]() noexcept { held.abandon(); });
 }
 
 template <class T>
@@ -305,12 +312,9 @@ const T* gil_once_cell<T>::get_or_try_init_slow(gil_token, F&& init) {
         PyErr_SetString(PyExc_RuntimeError, message(reentry_text).c_str());
         return nullptr;
     }
-    std::optional<T> value;
-    std::optional<detail::initializing_scope> scope;  // destroyed before `value`
-    auto abandon = [&]() noexcept {
-        if (scope) scope->abandon();
-        if (value) detail::abandon(*value);
-    };
+    in_flight held;
+    std::optional<T>& value = held.value;  // (not a structured binding: lambdas capture these)
+    std::optional<detail::initializing_scope>& scope = held.scope;
     return detail::call_user_code(
         [&]() -> const T* {
             scope.emplace(this, live_);
@@ -336,7 +340,7 @@ const T* gil_once_cell<T>::get_or_try_init_slow(gil_token, F&& init) {
             store_or_release(*value);
             return &slot_.value;
         },
-        abandon);
+        [&]() noexcept { held.abandon(); });
 }
 
 }  // namespace gilonce
