@@ -1,0 +1,156 @@
+// Allocation failures along the initialization paths, the way CPython's own tests inject
+// them: a PyMem_SetAllocator hook makes the Nth allocation (PYMEM_DOMAIN_MEM and _OBJ) fail,
+// for every N until an initialization completes without reaching the Nth. Each time the
+// caller must get an error (not a crash), nothing may be published, and the next call must
+// succeed. Runs in a forked child: the hook is process-wide.
+#include <catch2/catch.hpp>
+
+#include <gilonce/gilonce.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/watchdog.hpp"
+
+using harness::scenario_result;
+
+namespace {
+
+PyMemAllocatorEx original_mem, original_obj;
+long allocations_until_failure = -1;  // -1: never fail
+
+bool this_allocation_fails() {
+    if (allocations_until_failure < 0) return false;
+    return allocations_until_failure-- == 0;
+}
+void* failing_malloc(void* ctx, size_t n) {
+    auto* real = static_cast<PyMemAllocatorEx*>(ctx);
+    return this_allocation_fails() ? nullptr : real->malloc(real->ctx, n);
+}
+void* failing_calloc(void* ctx, size_t count, size_t size) {
+    auto* real = static_cast<PyMemAllocatorEx*>(ctx);
+    return this_allocation_fails() ? nullptr : real->calloc(real->ctx, count, size);
+}
+void* failing_realloc(void* ctx, void* p, size_t n) {
+    auto* real = static_cast<PyMemAllocatorEx*>(ctx);
+    return this_allocation_fails() ? nullptr : real->realloc(real->ctx, p, n);
+}
+void passing_free(void* ctx, void* p) {
+    auto* real = static_cast<PyMemAllocatorEx*>(ctx);
+    real->free(real->ctx, p);
+}
+
+void install_failing_allocators() {
+    PyMem_GetAllocator(PYMEM_DOMAIN_MEM, &original_mem);
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &original_obj);
+    static PyMemAllocatorEx mem{&original_mem, failing_malloc, failing_calloc, failing_realloc, passing_free};
+    static PyMemAllocatorEx obj{&original_obj, failing_malloc, failing_calloc, failing_realloc, passing_free};
+    PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &mem);
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &obj);
+}
+
+// The error a failed initialization must leave: MemoryError, or a clear error of gilonce's
+// that names what failed. (CPython 3.11's PyType_FromSpec returns null without an exception
+// when one of its own allocations fails; the cell reports that as a SystemError naming it.)
+std::string unexpected_error() {
+    if (!PyErr_Occurred()) return "no exception set";
+    if (PyErr_ExceptionMatches(PyExc_MemoryError) || PyErr_ExceptionMatches(PyExc_SystemError) ||
+        PyErr_ExceptionMatches(PyExc_RuntimeError))
+        return {};
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    std::string name = type ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "?";
+    PyErr_Restore(type, value, tb);
+    return "unexpected " + name;
+}
+
+PyType_Slot plain_slots[] = {{0, nullptr}};
+
+}  // namespace
+
+TEST_CASE("fault injection: every failed allocation on the cell's path is an error, nothing stored, the retry works") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        install_failing_allocators();
+        auto gil = gilonce::gil_token::assume_held();
+        int injected = 0;
+        for (long n = 0;; ++n) {
+            gilonce::gil_once_cell<gilonce::py_ref> cell{"fault probe"};
+            allocations_until_failure = n;
+            const gilonce::py_ref* value = cell.get_or_try_init(gil, []() -> std::optional<gilonce::py_ref> {
+                gilonce::py_ref made = gilonce::py_ref::steal(PyList_New(3));
+                if (!made) return std::nullopt;
+                return made;
+            });
+            const bool reached = allocations_until_failure < 0;  // the Nth allocation happened
+            allocations_until_failure = -1;
+            if (!reached) {
+                if (value == nullptr) return scenario_result::fail("failed although no allocation failed");
+                return scenario_result::pass("allocation failures injected at " + std::to_string(injected) +
+                                             " points; each an error, nothing stored, retry ok");
+            }
+            ++injected;
+            if (value != nullptr) continue;  // the failure was absorbed (a free list): still sound
+            if (std::string why = unexpected_error(); !why.empty())
+                return scenario_result::fail("allocation " + std::to_string(n) + ": " + why);
+            PyErr_Clear();
+            if (cell.get(gil) != nullptr) return scenario_result::fail("stored after a failure");
+            if (cell.get_or_try_init(gil, [] { return std::optional<gilonce::py_ref>(gilonce::py_ref::steal(PyLong_FromLong(1))); }) == nullptr)
+                return scenario_result::fail("the retry after allocation " + std::to_string(n) + " failed");
+        }
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    REQUIRE(out.observed == harness::verdict::finished);
+    CHECK(out.detail.find("each an error, nothing stored, retry ok") != std::string::npos);
+}
+
+TEST_CASE("fault injection: every failed allocation on the two-stage type's path is an error, nothing published, the retry works") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        install_failing_allocators();
+        auto gil = gilonce::gil_token::assume_held();
+        // Types keep their spec's name: the names and specs outlive every type made here.
+        static std::vector<std::unique_ptr<std::string>> names;
+        static std::vector<std::unique_ptr<PyType_Spec>> specs;
+        int injected = 0;
+        for (long n = 0;; ++n) {
+            names.push_back(std::make_unique<std::string>("faulttest.T" + std::to_string(n)));
+            specs.push_back(std::make_unique<PyType_Spec>(
+                PyType_Spec{names.back()->c_str(), static_cast<int>(sizeof(PyObject)), 0, Py_TPFLAGS_DEFAULT, plain_slots}));
+            gilonce::lazy_type* type = nullptr;
+            type = new gilonce::lazy_type(specs.back().get(), {
+                {"ITSELF", [&type](gilonce::gil_token g) -> PyObject* {
+                     PyTypeObject* early = type->get(g);
+                     return early ? PyType_GenericNew(early, nullptr, nullptr) : nullptr;
+                 }},
+                {"LIST", [](gilonce::gil_token) { return PyList_New(2); }},
+            });
+            allocations_until_failure = n;
+            PyTypeObject* got = type->get(gil);
+            const bool reached = allocations_until_failure < 0;
+            allocations_until_failure = -1;
+            if (!reached) {
+                if (got == nullptr) return scenario_result::fail("failed although no allocation failed");
+                delete type;
+                return scenario_result::pass("allocation failures injected at " + std::to_string(injected) +
+                                             " points; each an error, nothing published, retry ok");
+            }
+            ++injected;
+            if (got == nullptr) {
+                if (std::string why = unexpected_error(); !why.empty())
+                    return scenario_result::fail("allocation " + std::to_string(n) + ": " + why);
+                PyErr_Clear();
+                if (type->is_complete(gil)) return scenario_result::fail("published after a failure");
+                got = type->get(gil);
+                if (got == nullptr) return scenario_result::fail("the retry after allocation " + std::to_string(n) + " failed");
+            }
+            if (!PyObject_HasAttrString(reinterpret_cast<PyObject*>(got), "LIST"))
+                return scenario_result::fail("a type without its class attributes after allocation " + std::to_string(n));
+            delete type;
+        }
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    REQUIRE(out.observed == harness::verdict::finished);
+    CHECK(out.detail.find("each an error, nothing published, retry ok") != std::string::npos);
+}
