@@ -154,3 +154,35 @@ TEST_CASE("fault injection: every failed allocation on the two-stage type's path
     REQUIRE(out.observed == harness::verdict::finished);
     CHECK(out.detail.find("each an error, nothing published, retry ok") != std::string::npos);
 }
+
+TEST_CASE("interrupts: a KeyboardInterrupt raised while a factory runs Python code stays a KeyboardInterrupt") {
+    // Ctrl-C during a lazy initialization: the signal is handled in the factory's Python
+    // code (on the main thread, where Python runs signal handlers). Wrapping it in a
+    // RuntimeError would hide it from `except KeyboardInterrupt`.
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        static PyType_Spec spec = {"faulttest.Interrupted", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
+        static bool interrupt = true;
+        static gilonce::lazy_type type(&spec, {{"SLOW", [](gilonce::gil_token) -> PyObject* {
+            if (interrupt) PyErr_SetInterrupt();  // as if SIGINT arrived now
+            PyObject* globals = PyDict_New();
+            PyObject* result = globals ? PyRun_String("total = sum(range(1000))", Py_file_input, globals, globals) : nullptr;
+            Py_XDECREF(globals);
+            if (result == nullptr) return nullptr;  // the handler raised KeyboardInterrupt here
+            Py_DECREF(result);
+            return PyLong_FromLong(1);
+        }}});
+        auto gil = gilonce::gil_token::assume_held();
+        if (type.get(gil) != nullptr) return scenario_result::fail("no interrupt was seen");
+        if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+            return scenario_result::fail("the interrupt was not a KeyboardInterrupt any more");
+        PyErr_Clear();
+        if (type.is_complete(gil)) return scenario_result::fail("published after the interrupt");
+        interrupt = false;
+        if (type.get(gil) == nullptr) return scenario_result::fail("the retry failed");
+        return scenario_result::pass("KeyboardInterrupt kept; nothing published; the retry computed the type");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    REQUIRE(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "KeyboardInterrupt kept; nothing published; the retry computed the type");
+}

@@ -38,6 +38,15 @@ inline void raise_from_current(PyObject* exception_type, const char* message) {
     PyErr_Restore(type, value, tb);
 }
 
+/// Like `raise_from_current`, except when the current exception is a `BaseException` that
+/// is not an `Exception` (`KeyboardInterrupt`, `SystemExit`, greenlet's `GreenletExit`): it
+/// asks the program to stop, and wrapping it would hide it from `except KeyboardInterrupt`,
+/// so it is left as it is. Requires: the GIL is held. Afterwards an exception is always set.
+inline void raise_from_current_unless_interrupt(PyObject* exception_type, const char* message) {
+    if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) return;
+    raise_from_current(exception_type, message);
+}
+
 namespace detail {
 
 /// Runs `code()` (returning a new reference, or null with a Python exception set) and turns

@@ -93,7 +93,10 @@ struct class_attribute {
 ///     `SystemError("class attribute factory TYPE.ATTRIBUTE returned a value with an exception set")`;
 ///   - a failing bases factory: `RuntimeError("cannot compute the bases of TYPE")`;
 ///   - a C++ exception from either becomes `RuntimeError("C++ exception: WHAT")` (or
-///     `MemoryError`) as that cause: no C++ exception escapes `get`.
+///     `MemoryError`) as that cause: no C++ exception escapes `get`;
+///   - a `KeyboardInterrupt`, `SystemExit` or greenlet's `GreenletExit` (a `BaseException`
+///     that is not an `Exception`) raised while a factory runs is not wrapped: `get` returns
+///     null with it set, so `except KeyboardInterrupt` still sees it. Nothing is published.
 /// - Immutable (the default, Python 3.10+): `Py_TPFLAGS_IMMUTABLETYPE`, on 3.14+ set by
 ///   `PyType_Freeze`, before any instance exists (as its documentation requires); on
 ///   3.10-3.13 by creating the type from a copy of the spec with the flag added, which is
@@ -272,7 +275,8 @@ inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_t
                     const std::string what = std::string(half_failed ? "class attribute factory " : "cannot compute class attribute ") +
                                              spec_->name + "." + attribute.name +
                                              (half_failed ? " returned a value with an exception set" : "");
-                    raise_from_current(half_failed ? PyExc_SystemError : PyExc_RuntimeError, what.c_str());
+                    raise_from_current_unless_interrupt(half_failed ? PyExc_SystemError : PyExc_RuntimeError,
+                                                        what.c_str());
                     release_all(values);
                     return nullptr;
                 }
@@ -425,7 +429,7 @@ inline py_ref lazy_type::make_bases(gil_token gil) {
         [] {}));
     if (!bases) {
         const std::string what = std::string("cannot compute the bases of ") + spec_->name;
-        raise_from_current(PyExc_RuntimeError, what.c_str());
+        raise_from_current_unless_interrupt(PyExc_RuntimeError, what.c_str());
     }
     return bases;
 }
