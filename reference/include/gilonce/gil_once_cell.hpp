@@ -27,8 +27,8 @@
 namespace gilonce {
 
 /// Thrown (or, from `get_or_try_init`, raised as a Python `RuntimeError`) when an
-/// initializer asks, in the same execution context (thread, greenlet or asyncio task), for
-/// the value of the cell it is initializing. Without this check the recursion would never
+/// initializer asks, in the same execution context (thread or greenlet, or a context copied
+/// from it while it runs: see init_context.hpp), for the value of the cell it is initializing. Without this check the recursion would never
 /// end: it would overflow the stack.
 class reentrant_init_error : public std::runtime_error {
 public:
