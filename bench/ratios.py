@@ -1,5 +1,7 @@
 """Run bench_fast_path with repetitions and print each benchmark's median as a ratio to the
-floor (a plain global read), all measured in the same run.
+floor (a plain global read), all measured in the same run, with the spread of the
+repetitions (min-max, as a percentage of the median). Repetitions are interleaved in random
+order, so a slow moment of the machine does not fall on one peer only.
 
 usage: ratios.py [--repetitions N] [--smoke] PATH_TO_bench_fast_path
 
@@ -12,6 +14,7 @@ import sys
 
 FLOOR = "floor_global_read"
 EXPECTED = [FLOOR, "gil_once_cell_get", "gil_once_cell_get_or_init",
+            "gil_once_cell_get_or_try_init", "lazy_type_get",
             "function_local_static_read", "std_call_once_read",
             "pybind11_call_once_and_store_read"]
 
@@ -30,17 +33,21 @@ def main():
         cmd += ["--benchmark_min_time=0.01"]
     else:
         cmd += [f"--benchmark_repetitions={args.repetitions}",
-                "--benchmark_report_aggregates_only=true"]
+                "--benchmark_enable_random_interleaving=true"]
     try:
         run = subprocess.run(cmd, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError) as e:
         sys.exit(f"ratios.py: could not run {args.binary}: {e}")
     report = json.loads(run.stdout)
 
-    times = {}
+    times, samples = {}, {}
     for b in report["benchmarks"]:
+        if b.get("error_occurred"):
+            sys.exit(f"ratios.py: {b['run_name']} failed: {b.get('error_message')}")
         if args.smoke or b.get("aggregate_name") == "median":
             times[b["run_name"]] = b["real_time"]
+        if b.get("run_type") == "iteration":
+            samples.setdefault(b["run_name"], []).append(b["real_time"])
     missing = [name for name in EXPECTED if name not in times]
     if missing:
         sys.exit(f"ratios.py: benchmarks missing from the report: {', '.join(missing)}")
@@ -51,10 +58,12 @@ def main():
     ctx = report["context"]
     print(f"{ctx.get('host_name', '?')}, {ctx.get('num_cpus', '?')} CPUs, "
           f"median of {args.repetitions} repetitions")
-    print(f"{'benchmark':38} {'median ns':>10} {'x floor':>8}")
+    print(f"{'benchmark':38} {'median ns':>10} {'x floor':>8} {'spread':>8}")
     floor = times[FLOOR]
     for name in EXPECTED:
-        print(f"{name:38} {times[name]:10.3f} {times[name] / floor:8.2f}")
+        s = samples.get(name, [times[name]])
+        spread = (max(s) - min(s)) / times[name] * 100
+        print(f"{name:38} {times[name]:10.3f} {times[name] / floor:8.2f} {spread:7.1f}%")
 
 
 if __name__ == "__main__":

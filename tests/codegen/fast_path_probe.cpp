@@ -1,7 +1,8 @@
-// The fast paths of gil_once_cell (get, get_or_init, get_or_try_init) and lazy_type::get, compiled on its own at -O2 so that
-// check_fast_path.py can read its machine code and hold the contract stated at the
-// declaration: on a full cell, a load and a branch; no lock, no atomic read-modify-write,
-// no thread-local (thread-id) access, no call.
+// The fast paths of gil_once_cell (get, get_or_init, get_or_try_init) and lazy_type::get,
+// compiled on their own at -O2 so that check_fast_path.py can read their machine code and
+// hold the contract stated at the declaration: on a full cell, a load and a branch; no lock,
+// no atomic read-modify-write, no thread-local (thread-id) access, no call. Two peers, a
+// plain global read and a function-local static, are compiled alongside for comparison.
 #include <gilonce/gil_once_cell.hpp>
 
 using probe_cell = gilonce::gil_once_cell<PyObject*>;
@@ -26,4 +27,16 @@ extern "C" PyObject* const* gilonce_get_or_try_init_probe(probe_cell& cell, gilo
 
 extern "C" PyTypeObject* gilonce_lazy_type_fast_path_probe(gilonce::lazy_type& type, gilonce::gil_token gil) {
     return type.get(gil);
+}
+
+// ---- peers: what the fast paths are compared with ------------------------------------
+
+// Hidden visibility: read straight from memory, as a global of the extension's own.
+__attribute__((visibility("hidden"))) extern PyObject* plain_global_value;
+
+extern "C" PyObject* gilonce_plain_global_probe() { return plain_global_value; }
+
+extern "C" PyObject* const* gilonce_function_local_static_probe() {
+    static PyObject* const value = make_value();  // the compiler's guard variable
+    return &value;
 }

@@ -225,6 +225,7 @@ private:
     gil_once_cell<ready_type> ready_;    // stage 1
     detail::live_computations computing_;  // stage 2 computations in progress; GIL-guarded
     PyTypeObject* complete_ = nullptr;   // set once published; GIL-guarded
+    bool user_code_checked_ = false;     // check_user_code passed once; GIL-guarded
 };
 
 // No C++ exception leaves `get`: a bad_alloc in the bookkeeping becomes a MemoryError.
@@ -234,7 +235,12 @@ GILONCE_COLD inline PyTypeObject* lazy_type::get_slow(gil_token gil) {
 }
 
 inline PyTypeObject* lazy_type::get_slow_unguarded(gil_token gil) {
-    if (!check_user_code()) return nullptr;
+    // The list never changes: one successful check is enough. Checking on every call made
+    // each factory's `get` quadratic in the number of attributes (cubic for the type).
+    if (!user_code_checked_) {
+        if (!check_user_code()) return nullptr;
+        user_code_checked_ = true;
+    }
     const ready_type* ready = ready_.get_or_try_init(gil, [&] { return create_ready_type(gil); });
     if (ready == nullptr) return nullptr;
     if (complete_ != nullptr) return complete_;  // published while stage 1 released the GIL
