@@ -73,7 +73,7 @@ options parse(int argc, char** argv) {
         else if (arg == "--naive") o.naive = true;
         else if (arg == "--help") o.help = true;
         else if (arg == "--kind") {
-            const std::string kind = next ? next : "";
+            const std::string kind = next ? next : "(nothing)";
             if (kind != "cell" && kind != "type" && kind != "both")
                 throw std::invalid_argument("--kind needs cell, type or both, not '" + kind + "'");
             o.cell = kind != "type";
