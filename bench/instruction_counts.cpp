@@ -10,10 +10,14 @@
 #include <pybind11/gil_safe_call_once.h>
 #include <valgrind/callgrind.h>
 
+#include <cxxabi.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <memory>
+#include <new>
 #include <optional>
 #include <vector>
 
@@ -123,6 +127,71 @@ void count(const char* peer_name, const char* way, void (*loop)(long), long call
     CALLGRIND_DUMP_STATS_AT(label);
 }
 
+// ---- warm first use: an empty cell each iteration, the code hot -------------------------
+// As bench_first_use.cpp: a fresh cell, flag or guard made in place, filled, then emptied.
+
+template <class T>
+struct fresh {
+    alignas(T) unsigned char bytes[sizeof(T)];
+};
+
+__attribute__((noinline, noipa)) void first_use_gil_once_cell(long calls) {
+    for (long i = 0; i < calls; ++i) {
+        gilonce::gil_once_cell<py::object> fresh_cell{"first use"};
+        const py::object& value = fresh_cell.get_or_init(gilonce::gil_token::assume_held(), make_value);
+        asm volatile("" : : "r"(&value) : "memory");
+    }  // the cell releases its value here: this thread holds the GIL
+}
+
+__attribute__((noinline, noipa)) void first_use_function_local_static(long calls) {
+    fresh<py::object> value;
+    for (long i = 0; i < calls; ++i) {
+        __cxxabiv1::__guard guard = 0;  // what `static T value = init();` keeps beside it
+        asm volatile("" : : "r"(&guard) : "memory");
+        py::object* made = nullptr;
+        if (__cxxabiv1::__cxa_guard_acquire(&guard) != 0) {
+            made = ::new (value.bytes) py::object(make_value());
+            __cxxabiv1::__cxa_guard_release(&guard);
+        }
+        asm volatile("" : : "r"(made) : "memory");
+        std::destroy_at(made);
+    }
+}
+
+__attribute__((noinline, noipa)) void first_use_std_call_once(long calls) {
+    fresh<py::object> value;
+    for (long i = 0; i < calls; ++i) {
+        std::once_flag once;
+        py::object* made = nullptr;
+        std::call_once(once, [&] { made = ::new (value.bytes) py::object(make_value()); });
+        asm volatile("" : : "r"(made) : "memory");
+        std::destroy_at(made);
+    }
+}
+
+__attribute__((noinline, noipa)) void first_use_pybind11_call_once_and_store(long calls) {
+    fresh<py::gil_safe_call_once_and_store<py::object>> storage;
+    for (long i = 0; i < calls; ++i) {
+        auto* once = ::new (storage.bytes) py::gil_safe_call_once_and_store<py::object>();
+        py::object& stored = once->call_once_and_store_result(make_value).get_stored();
+        asm volatile("" : : "r"(&stored) : "memory");
+        std::destroy_at(&stored);  // pybind11 never destroys it (a static lives forever)
+        std::destroy_at(once);
+    }
+}
+
+struct first_use_peer {
+    const char* name;
+    void (*loop)(long);
+};
+
+const first_use_peer first_use_peers[] = {
+    {"gil_once_cell", first_use_gil_once_cell},
+    {"function_local_static", first_use_function_local_static},
+    {"std_call_once", first_use_std_call_once},
+    {"pybind11_call_once_and_store", first_use_pybind11_call_once_and_store},
+};
+
 // ---- first use of the two-stage type, per class attribute -----------------------------
 // Instructions to create a fresh lazy_type with n attributes (instances of the type) and
 // get it, and the same type built eagerly; the script checks that both grow linearly in n.
@@ -201,6 +270,10 @@ int main(int argc, char** argv) {
             count(p.name, "inlined", p.inlined, n);
             count(p.name, "opaque", p.through_call, n);
         }
+    }
+    for (const first_use_peer& p : first_use_peers) {
+        p.loop(1);  // once uncounted: Python's and the loader's caches warm
+        for (long n : {calls, 2 * calls}) count(p.name, "first_use", p.loop, n);
     }
     PyGC_Disable();  // no collection inside a count; the types are freed at exit
     for (int n : {0, 8, 16, max_items}) {

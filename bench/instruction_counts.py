@@ -25,6 +25,10 @@ PEERS = ["nothing", "plain_global", "function_local_static", "std_call_once",
          "gil_once_cell_get_or_try_init", "lazy_type_get"]
 WAYS = ["inlined", "opaque"]
 KINDS = ["lazy", "eager"]
+FIRST_USE = {"gil_once_cell": "`gilonce::gil_once_cell`: a fresh cell, `get_or_init`, destroyed",
+             "function_local_static": "a function-local `static`: libstdc++'s `__cxa_guard_acquire`/`release` on a fresh guard",
+             "std_call_once": "`std::call_once` on a fresh `std::once_flag`",
+             "pybind11_call_once_and_store": "pybind11 `gil_safe_call_once_and_store`, fresh (it releases and retakes the GIL)"}
 CREATION_SIZES = [0, 8, 16, 32]
 WHAT = {
     "nothing": "nothing: the loop alone (subtracted from the rows below)",
@@ -72,6 +76,12 @@ def count(binary, calls):
             except KeyError:
                 sys.exit(f"instruction_counts.py: no callgrind dump for {peer} {way} (found: {sorted(totals)})")
             per_call[peer, way] = (twice - once) / calls
+    for peer in FIRST_USE:
+        try:
+            once, twice = totals[(peer, "first_use", calls)], totals[(peer, "first_use", 2 * calls)]
+        except KeyError:
+            sys.exit(f"instruction_counts.py: no callgrind dump for the first use of {peer}")
+        per_call[peer, "first_use"] = (twice - once) / calls
     for kind in KINDS:
         for n in CREATION_SIZES:
             if (kind, "creation", n) not in totals:
@@ -121,6 +131,10 @@ def table(per_call):
         lines.append(f"| {WHAT[peer]} | " + " | ".join(cells) + " |")
     loops = ", ".join(f"{way} {per_call['nothing', way]:g}" for way in WAYS)
     lines += ["", f"Instructions per iteration of the empty loop, subtracted above: {loops}.", ""]
+    lines += ["| warm first use (empty, code hot) | instructions |", "|---|---:|"]
+    for peer, what in FIRST_USE.items():
+        lines.append(f"| {what} | {per_call[peer, 'first_use']:,.0f} |")
+    lines += [""]
     lines += ["| first use of a type with N class attributes (instances of the type) | N = 0 | "
               "per attribute, N = 8 to 16 | per attribute, N = 16 to 32 |",
               "|---|---:|---:|---:|"]
