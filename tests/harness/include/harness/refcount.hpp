@@ -36,9 +36,10 @@ Py_ssize_t settled_total_refs(gilonce::gil_token gil);
 
 /// How `batch_deltas` repeats a round (regrtest -R's "warmups:runs", with runs in batches).
 struct batch_plan {
-    /// Rounds run first and not measured: they create what lives on for good (measured: the
-    /// first cell ever used creates gilonce's ContextVar, 6 references; the first lazy_type
-    /// round leaves 2). After them, every batch of a sound round has been exactly 0.
+    /// Rounds run first and not measured: they create what lives on for good. Measured: the
+    /// first computation creates gilonce's ContextVar in the interpreter's dict (6
+    /// references) and, on a thread that has none, its contextvars.Context (2), which lives
+    /// as long as the thread state. After them, every batch of a sound round has been 0.
     int warmups = 2;
     int batches = 4;  ///< measured batches: one delta each
     int rounds = 5;   ///< rounds per batch: a leak of k references per round shows as k * rounds
