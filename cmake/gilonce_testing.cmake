@@ -1,16 +1,22 @@
 # Helpers to declare tests the same way everywhere (tests/ and walkthroughs/).
 
-# gilonce_catch_test(<name> LABEL <label> SOURCES <files...> [LIBRARIES <libs...>])
+# gilonce_catch_test(<name> LABEL <label> SOURCES <files...> [LIBRARIES <libs...>]
+#                    [SKIP_MESSAGE <regex>])
 # A Catch2 binary running inside one embedded interpreter; each TEST_CASE is a ctest test.
+# A test whose output matches SKIP_MESSAGE (it said it could not run) is shown as skipped.
 function(gilonce_catch_test name)
-  cmake_parse_arguments(ARG "" "LABEL" "SOURCES;LIBRARIES" ${ARGN})
+  cmake_parse_arguments(ARG "" "LABEL;SKIP_MESSAGE" "SOURCES;LIBRARIES" ${ARGN})
   add_executable(${name} ${ARG_SOURCES} $<TARGET_OBJECTS:gilonce_catch_main>)
   target_link_libraries(${name} PRIVATE gilonce_harness pybind11::embed Catch2::Catch2 ${ARG_LIBRARIES})
   gilonce_project_target(${name})
+  set(skip "")
+  if(ARG_SKIP_MESSAGE)
+    set(skip SKIP_REGULAR_EXPRESSION "${ARG_SKIP_MESSAGE}")
+  endif()
   # --warn NoTests: a ctest entry whose name matches no test case fails instead of passing
   # with nothing run (a ';' in a test name, for one, splits it into two such entries).
   catch_discover_tests(${name} TEST_PREFIX "${ARG_LABEL}: " EXTRA_ARGS --warn NoTests
-    PROPERTIES LABELS ${ARG_LABEL} TIMEOUT 120)
+    PROPERTIES LABELS ${ARG_LABEL} TIMEOUT 120 ${skip})
 endfunction()
 
 # The environment pytest needs to import modules from <dirs>, and, in a sanitized build,

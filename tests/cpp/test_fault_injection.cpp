@@ -2,15 +2,19 @@
 // them: a PyMem_SetAllocator hook makes the Nth allocation (PYMEM_DOMAIN_MEM and _OBJ) fail,
 // for every N until an initialization completes without reaching the Nth. Each time the
 // caller must get an error (not a crash), nothing may be published, and the next call must
-// succeed. Runs in a forked child: the hook is process-wide.
+// succeed; under a debug interpreter (pydebug), nothing may leak either: the total reference
+// count is back at its baseline after each point. Runs in a forked child: the hook is
+// process-wide.
 #include <catch2/catch.hpp>
 
 #include <gilonce/gilonce.hpp>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "harness/refcount.hpp"
 #include "harness/watchdog.hpp"
 
 using harness::scenario_result;
@@ -67,6 +71,54 @@ std::string unexpected_error() {
 
 PyType_Slot plain_slots[] = {{0, nullptr}};
 
+// Where the interpreter counts references, the references each injection point left behind
+// (its failure, retry and clean-up), measured with no allocation failing.
+class ref_balance {
+public:
+    explicit ref_balance(gilonce::gil_token gil) : gil_(gil), counted_(harness::refs_counted(gil)) {
+        if (counted_) last_ = harness::settled_total_refs(gil_);
+    }
+    // References left since the previous call (always 0 when not counted).
+    Py_ssize_t left() {
+        if (!counted_) return 0;
+        const Py_ssize_t now = harness::settled_total_refs(gil_);
+        const Py_ssize_t delta = now - last_;
+        last_ = now;
+        return delta;
+    }
+    std::string verdict() const {
+        return counted_ ? "; references balanced after each" : "; references not counted (a release interpreter)";
+    }
+
+private:
+    gilonce::gil_token gil_;
+    bool counted_;
+    Py_ssize_t last_ = 0;
+};
+
+// Each injection point runs in a contextvars.Context of its own, as a new thread or task
+// would, made and dropped while no allocation fails. Why: when the allocation of its token
+// fails, CPython's PyContextVar_Set (3.11, and main as of 2026) sets the variable anyway and
+// returns NULL, so the record of a computation that never started stays in the context;
+// and when PyContextVar_Reset cannot allocate, the record of an ended one stays. Both are
+// harmless (their serials are no longer live: see init_context.hpp) and are freed with the
+// context; anything else left behind is still counted.
+class fresh_context {
+public:
+    fresh_context() : context_(PyContext_New()) {
+        if (context_ == nullptr || PyContext_Enter(context_) < 0) throw std::runtime_error("cannot enter a new context");
+    }
+    ~fresh_context() {
+        if (PyContext_Exit(context_) < 0) PyErr_Clear();
+        Py_DECREF(context_);
+    }
+    fresh_context(const fresh_context&) = delete;
+    fresh_context& operator=(const fresh_context&) = delete;
+
+private:
+    PyObject* context_;
+};
+
 }  // namespace
 
 TEST_CASE("fault injection: every failed allocation on the cell's path is an error, nothing stored, the retry works") {
@@ -74,8 +126,16 @@ TEST_CASE("fault injection: every failed allocation on the cell's path is an err
         PyGILState_Ensure();
         install_failing_allocators();
         auto gil = gilonce::gil_token::assume_held();
+        {  // a first round creates what lives on (the record's ContextVar) before counting
+            gilonce::gil_once_cell<gilonce::py_ref> warm{"warm-up"};
+            (void)warm.get_or_init(gil, [] { return gilonce::py_ref::steal(PyList_New(3)); });
+        }
+        ref_balance refs(gil);
         int injected = 0;
         for (long n = 0;; ++n) {
+            if (Py_ssize_t left = refs.left())
+                return scenario_result::fail("allocation " + std::to_string(n - 1) + ": " + std::to_string(left) + " references left");
+            fresh_context context;
             gilonce::gil_once_cell<gilonce::py_ref> cell{"fault probe"};
             allocations_until_failure = n;
             const gilonce::py_ref* value = cell.get_or_try_init(gil, []() -> std::optional<gilonce::py_ref> {
@@ -88,7 +148,7 @@ TEST_CASE("fault injection: every failed allocation on the cell's path is an err
             if (!reached) {
                 if (value == nullptr) return scenario_result::fail("failed although no allocation failed");
                 return scenario_result::pass("allocation failures injected at " + std::to_string(injected) +
-                                             " points; each an error, nothing stored, retry ok");
+                                             " points; each an error, nothing stored, retry ok" + refs.verdict());
             }
             ++injected;
             if (value != nullptr) continue;  // the failure was absorbed (a free list): still sound
@@ -111,14 +171,16 @@ TEST_CASE("fault injection: every failed allocation on the two-stage type's path
         install_failing_allocators();
         auto gil = gilonce::gil_token::assume_held();
         // Types keep their spec's name: the names and specs outlive every type made here.
+        // Collectable (harness::collectable_slots): ITSELF makes each type a cycle that only
+        // the collector frees, and each must be freed for its references to be counted.
         static std::vector<std::unique_ptr<std::string>> names;
         static std::vector<std::unique_ptr<PyType_Spec>> specs;
-        int injected = 0;
-        for (long n = 0;; ++n) {
-            names.push_back(std::make_unique<std::string>("faulttest.T" + std::to_string(n)));
-            specs.push_back(std::make_unique<PyType_Spec>(
-                PyType_Spec{names.back()->c_str(), static_cast<int>(sizeof(PyObject)), 0, Py_TPFLAGS_DEFAULT, plain_slots}));
-            gilonce::lazy_type* type = nullptr;
+        gilonce::lazy_type* type = nullptr;
+        auto make_type = [&type](const std::string& name) {
+            names.push_back(std::make_unique<std::string>(name));
+            specs.push_back(std::make_unique<PyType_Spec>(PyType_Spec{names.back()->c_str(), static_cast<int>(sizeof(PyObject)),
+                                                                      0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+                                                                      harness::collectable_slots}));
             type = new gilonce::lazy_type(specs.back().get(), {
                 {"ITSELF", [&type](gilonce::gil_token g) -> PyObject* {
                      PyTypeObject* early = type->get(g);
@@ -126,6 +188,17 @@ TEST_CASE("fault injection: every failed allocation on the two-stage type's path
                  }},
                 {"LIST", [](gilonce::gil_token) { return PyList_New(2); }},
             });
+        };
+        make_type("faulttest.Warm");  // what lives on is created before counting
+        if (type->get(gil) == nullptr) return scenario_result::fail("the warm-up failed");
+        delete type;
+        ref_balance refs(gil);
+        int injected = 0;
+        for (long n = 0;; ++n) {
+            if (Py_ssize_t left = refs.left())
+                return scenario_result::fail("allocation " + std::to_string(n - 1) + ": " + std::to_string(left) + " references left");
+            fresh_context context;
+            make_type("faulttest.T" + std::to_string(n));
             allocations_until_failure = n;
             PyTypeObject* got = type->get(gil);
             const bool reached = allocations_until_failure < 0;
@@ -134,7 +207,7 @@ TEST_CASE("fault injection: every failed allocation on the two-stage type's path
                 if (got == nullptr) return scenario_result::fail("failed although no allocation failed");
                 delete type;
                 return scenario_result::pass("allocation failures injected at " + std::to_string(injected) +
-                                             " points; each an error, nothing published, retry ok");
+                                             " points; each an error, nothing published, retry ok" + refs.verdict());
             }
             ++injected;
             if (got == nullptr) {
