@@ -36,6 +36,7 @@ const char* const usage =
     "  --kind K      cell, type or both (default both)\n"
     "  --naive       race the naive cell and type instead (stress/naive.hpp): must fail\n"
     "  --timeout S   a round that takes longer than S seconds is a hang (default 30)\n"
+    "  --require-refcount  fail unless the interpreter counts references (python3.11d)\n"
     "exit: 0 every check passed and races happened; 1 a check failed or nothing raced;\n"
     "      2 bad arguments; 3 a round hung\n";
 
@@ -47,6 +48,7 @@ struct options {
     bool cell = true;
     bool type = true;
     bool naive = false;
+    bool require_refcount = false;
     long timeout = 30;
     bool help = false;
 };
@@ -71,6 +73,7 @@ options parse(int argc, char** argv) {
         else if (arg == "--rounds") o.rounds = number("--rounds", next, 1, 100000000), ++i;
         else if (arg == "--timeout") o.timeout = number("--timeout", next, 1, 3600), ++i;
         else if (arg == "--naive") o.naive = true;
+        else if (arg == "--require-refcount") o.require_refcount = true;
         else if (arg == "--help") o.help = true;
         else if (arg == "--kind") {
             const std::string kind = next ? next : "(nothing)";
@@ -100,6 +103,9 @@ struct tally {
     long max_runs = 0;      // the most in one round
     std::string first_error;
     double seconds = 0;
+    bool refs_counted = false;  // a debug interpreter: sys.gettotalrefcount() exists
+    long refs_from_round = 0;   // the baseline was read before this round
+    long long refs_leaked = 0;  // total references at the end minus the baseline
 
     void count_runs(long n) {
         runs += n;
@@ -280,16 +286,38 @@ void type_round(stress::crew& threads, long size, tally& t, long round) {
 
 // ---- Rounds, report, verdict ----------------------------------------------------------------
 
+// Requires: the GIL is held. The interpreter's total reference count after a full
+// collection, or -1 on a release interpreter (only debug builds keep the total).
+long long total_references() {
+    PyObject* counter = PySys_GetObject("gettotalrefcount");  // borrowed
+    if (counter == nullptr) return -1;
+    PyGC_Collect();
+    gilonce::py_ref total = gilonce::py_ref::steal(PyObject_CallNoArgs(counter));
+    const long long n = total ? PyLong_AsLongLong(total.get()) : -1;
+    if (n < 0) PyErr_Clear();
+    return n;
+}
+
 template <class Round>
 tally run_rounds(const char* kind, const options& o, stress::watchdog& dog, Round one_round) {
     tally t;
     t.kind = std::string(kind) + (o.naive ? " (naive)" : "");
     t.is_type = std::strcmp(kind, "type") == 0;
+    // The first two rounds (one of each parity) warm up what is made once: gilonce's
+    // ContextVar, each thread's context. After them the total must not move.
+    const long warm_up = 2;
+    long long baseline = -1;
     const auto start = std::chrono::steady_clock::now();
     for (long round = 1; round <= o.rounds; ++round) {
+        if (round == warm_up + 1) baseline = total_references();
         dog.step(kind, round);
         one_round(t, round);
         ++t.rounds;
+    }
+    if (baseline >= 0) {
+        t.refs_counted = true;
+        t.refs_from_round = warm_up + 1;
+        t.refs_leaked = total_references() - baseline;
     }
     t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return t;
@@ -306,7 +334,13 @@ bool report(const tally& t, long threads) {
     std::printf(" (%ld runs in all, at most %ld in one round); wall %.2f s\n", t.runs, t.max_runs, t.seconds);
     if (t.errors > 0) std::printf("  first error: %s\n", t.first_error.c_str());
     if (t.raced == 0) std::printf("  the stress did not stress: no round ran more than one initializer\n");
-    return t.divergent == 0 && t.incomplete == 0 && t.errors == 0 && t.raced > 0;
+    if (t.refs_counted)
+        std::printf("  references: %+lld from round %ld to the end (sys.gettotalrefcount, after gc)\n", t.refs_leaked,
+                    t.refs_from_round);
+    else if (t.rounds > 2)
+        std::printf("  references: not counted (a release interpreter; the pydebug preset counts them)\n");
+    return t.divergent == 0 && t.incomplete == 0 && t.errors == 0 && t.raced > 0 &&
+           (!t.refs_counted || t.refs_leaked == 0);
 }
 
 }  // namespace
@@ -334,6 +368,13 @@ int main(int argc, char** argv) {
     std::vector<tally> results;
     {
         stress::crew threads(static_cast<int>(o.threads));
+        // Each thread's contextvars.Context is made on its first use and kept by its thread
+        // state: make them all now, so that the reference count below sees no one-time cost
+        // whichever round a thread first runs an initializer in.
+        for (const std::string& e : threads.run([](int, gilonce::gil_token) { Py_XDECREF(PyContext_CopyCurrent()); })) {
+            std::fprintf(stderr, "stress_first_use: warming the threads' contexts failed: %s\n", e.c_str());
+            return 1;
+        }
         using cell = gilonce::gil_once_cell<gilonce::py_ref>;
         if (o.cell)
             results.emplace_back(run_rounds("cell", o, dog, [&](tally& t, long round) {
@@ -348,7 +389,13 @@ int main(int argc, char** argv) {
         dog.step("shutdown");
     }
     bool ok = true;
-    for (const tally& t : results) ok = report(t, o.threads) && ok;
+    for (const tally& t : results) {
+        ok = report(t, o.threads) && ok;
+        if (o.require_refcount && !t.refs_counted) {
+            std::printf("  --require-refcount: this interpreter does not count references\n");
+            ok = false;
+        }
+    }
     std::printf("stress_first_use: %s\n", ok ? "PASS" : "FAIL");
     std::fflush(stdout);
     return ok ? 0 : 1;
