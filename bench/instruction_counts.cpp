@@ -129,6 +129,8 @@ void count(const char* peer_name, const char* way, void (*loop)(long), long call
 
 // ---- warm first use: an empty cell each iteration, the code hot -------------------------
 // As bench_first_use.cpp: a fresh cell, flag or guard made in place, filled, then emptied.
+// The value is a new reference to one existing object: its own cost is an incref.
+py::object make_cached_value() { return *floor_value; }
 
 template <class T>
 struct fresh {
@@ -138,7 +140,7 @@ struct fresh {
 __attribute__((noinline, noipa)) void first_use_gil_once_cell(long calls) {
     for (long i = 0; i < calls; ++i) {
         gilonce::gil_once_cell<py::object> fresh_cell{"first use"};
-        const py::object& value = fresh_cell.get_or_init(gilonce::gil_token::assume_held(), make_value);
+        const py::object& value = fresh_cell.get_or_init(gilonce::gil_token::assume_held(), make_cached_value);
         asm volatile("" : : "r"(&value) : "memory");
     }  // the cell releases its value here: this thread holds the GIL
 }
@@ -150,7 +152,7 @@ __attribute__((noinline, noipa)) void first_use_function_local_static(long calls
         asm volatile("" : : "r"(&guard) : "memory");
         py::object* made = nullptr;
         if (__cxxabiv1::__cxa_guard_acquire(&guard) != 0) {
-            made = ::new (value.bytes) py::object(make_value());
+            made = ::new (value.bytes) py::object(make_cached_value());
             __cxxabiv1::__cxa_guard_release(&guard);
         }
         asm volatile("" : : "r"(made) : "memory");
@@ -163,7 +165,7 @@ __attribute__((noinline, noipa)) void first_use_std_call_once(long calls) {
     for (long i = 0; i < calls; ++i) {
         std::once_flag once;
         py::object* made = nullptr;
-        std::call_once(once, [&] { made = ::new (value.bytes) py::object(make_value()); });
+        std::call_once(once, [&] { made = ::new (value.bytes) py::object(make_cached_value()); });
         asm volatile("" : : "r"(made) : "memory");
         std::destroy_at(made);
     }
@@ -173,7 +175,7 @@ __attribute__((noinline, noipa)) void first_use_pybind11_call_once_and_store(lon
     fresh<py::gil_safe_call_once_and_store<py::object>> storage;
     for (long i = 0; i < calls; ++i) {
         auto* once = ::new (storage.bytes) py::gil_safe_call_once_and_store<py::object>();
-        py::object& stored = once->call_once_and_store_result(make_value).get_stored();
+        py::object& stored = once->call_once_and_store_result(make_cached_value).get_stored();
         asm volatile("" : : "r"(&stored) : "memory");
         std::destroy_at(&stored);  // pybind11 never destroys it (a static lives forever)
         std::destroy_at(once);
