@@ -119,6 +119,7 @@ def table(per_call):
     lines = [f"<!-- written by bench/instruction_counts.py --write (tools/bench --write-docs); "
              f"checked by ctest (release preset); {tool_versions()} -->",
              "",
+             "<!-- --8<-- [start:fast_path] -->",
              "| peer | inlined: read | inlined: over a plain global | opaque call: read | opaque call: over a plain global |",
              "|---|---:|---:|---:|---:|"]
     for peer in PEERS[1:]:
@@ -130,12 +131,15 @@ def table(per_call):
             cells.append("—" if peer == "plain_global" else f"{read - floor:+g}")
         lines.append(f"| {WHAT[peer]} | " + " | ".join(cells) + " |")
     loops = ", ".join(f"{way} {per_call['nothing', way]:g}" for way in WAYS)
-    lines += ["", f"Instructions per iteration of the empty loop, subtracted above: {loops}.", ""]
-    lines += ["| warm first use (empty, code hot) | instructions |", "|---|---:|"]
+    lines += ["", f"Instructions per iteration of the empty loop, subtracted above: {loops}.",
+              "<!-- --8<-- [end:fast_path] -->", ""]
+    lines += ["<!-- --8<-- [start:first_use] -->",
+              "| warm first use (empty, code hot) | instructions |", "|---|---:|"]
     for peer, what in FIRST_USE.items():
         lines.append(f"| {what} | {per_call[peer, 'first_use']:,.0f} |")
-    lines += [""]
-    lines += ["| first use of a type with N class attributes (instances of the type) | N = 0 | "
+    lines += ["<!-- --8<-- [end:first_use] -->", ""]
+    lines += ["<!-- --8<-- [start:creation] -->",
+              "| first use of a type with N class attributes (instances of the type) | N = 0 | "
               "per attribute, N = 8 to 16 | per attribute, N = 16 to 32 |",
               "|---|---:|---:|---:|"]
     label = {"lazy": "`gilonce::lazy_type`: a fresh one, `get`",
@@ -144,28 +148,38 @@ def table(per_call):
         low = (per_call[kind, 16] - per_call[kind, 8]) / 8
         high = (per_call[kind, 32] - per_call[kind, 16]) / 16
         lines.append(f"| {label[kind]} | {per_call[kind, 0]:,} | {low:,.0f} | {high:,.0f} |")
+    lines.append("<!-- --8<-- [end:creation] -->")
     return "\n".join(lines) + "\n"
 
 
 def compare(published, fresh):
-    """The fast-path rows must be equal: they count a few instructions of straight code.
-    Creation runs CPython's allocator and dict code, whose paths depend a little on the
-    process's addresses (environment size, the build directory's path): within 3%."""
+    """The fast-path section must be equal: it counts a few instructions of straight code.
+    The first-use sections run CPython's allocator and dict code, whose paths depend a
+    little on the process's addresses (environment size, the build directory's path):
+    each count within 3%."""
     def split(text):
-        fast, creation = [], []
+        fast, rest, inside = [], [], False
         for line in text.splitlines():
-            (creation if "creation" in line or "first use of a type" in line or "`get` |" in line
-             or "eager:" in line else fast).append(line)
-        return fast, creation
-    (fast_a, creation_a), (fast_b, creation_b) = split(published), split(fresh)
+            if "[start:fast_path]" in line:
+                inside = True
+            (fast if inside else rest).append(line)
+            if "[end:fast_path]" in line:
+                inside = False
+        return fast, rest
+    (fast_a, rest_a), (fast_b, rest_b) = split(published), split(fresh)
     problems = []
     if fast_a != fast_b:
         problems.append("the fast-path table changed")
     numbers = lambda lines: [int(n.replace(",", "")) for line in lines
                              for n in re.findall(r"\| ([\d,]+)(?= )", line)]
-    a, b = numbers(creation_a), numbers(creation_b)
-    if len(a) != len(b) or any(abs(x - y) > 0.03 * max(x, y) for x, y in zip(a, b)):
+    label = lambda lines: [re.sub(r"\| [\d,]+(?= )", "| #", line) for line in lines if not line.startswith("<!-- written")]
+    a, b = numbers(rest_a), numbers(rest_b)
+    if label(rest_a) != label(rest_b) or len(a) != len(b):
+        problems.append("the first-use tables changed shape")
+    elif any(abs(x - y) > 0.03 * max(x, y) for x, y in zip(a, b)):
         problems.append("a first-use count moved by more than 3%")
+    if published.splitlines()[:1] != fresh.splitlines()[:1]:
+        problems.append("the tools' versions changed")
     return problems
 
 
