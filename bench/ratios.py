@@ -38,7 +38,10 @@ def main():
         run = subprocess.run(cmd, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError) as e:
         sys.exit(f"ratios.py: could not run {args.binary}: {e}")
-    report = json.loads(run.stdout)
+    try:
+        report = json.loads(run.stdout)
+    except json.JSONDecodeError as e:
+        sys.exit(f"ratios.py: {args.binary} did not print a Google Benchmark JSON report: {e}")
 
     times, samples = {}, {}
     for b in report["benchmarks"]:

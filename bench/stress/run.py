@@ -37,8 +37,8 @@ def main():
     parser.add_argument("binary")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args()
-    if args.hang_after <= 0:
-        parser.error("--hang-after must be positive")
+    if not 0 < args.hang_after < 1e6:  # also refuses nan and inf
+        parser.error("--hang-after must be a positive number of seconds, below 1000000")
 
     command = [args.binary, *args.args]
     start = time.monotonic()

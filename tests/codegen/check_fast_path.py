@@ -16,10 +16,14 @@ STATIC_PEER = "gilonce_function_local_static_probe"
 PLAIN_PEER = "gilonce_plain_global_probe"
 MEMORY_READ = re.compile(r"^(?!lea)\S+\s+.*\(")  # an operand in memory, except lea's address
 BRANCH = re.compile(r"^j(?!mp)\w+\s")
+# Every instruction on a fast path must be one of these: loads, compares, address
+# arithmetic, a conditional branch, the return. Anything else (a fence, an atomic, a call or
+# a jump into other code, an instruction this list does not know) fails the check.
+ALLOWED = re.compile(r"^(mov[a-z]*|cmp[bwlq]?|test[bwlq]?|lea[lq]?|xor[lq]?|j(?!mp)[a-z]+|retq?|endbr64|nop[wl]?)\b")
 FORBIDDEN = [(re.compile(r"\block\b"), "a lock prefix (atomic read-modify-write)"),
              (re.compile(r"\bxchg\b.*\("), "an exchange with memory (implicitly locked)"),
              (re.compile(r"%fs:"), "a thread-local access"),
-             (re.compile(r"\bcall\b"), "a call")]
+             (re.compile(r"\bcallq?\b"), "a call")]
 
 
 def fast_path(obj, symbol):
@@ -50,6 +54,8 @@ def check(obj, symbol, peer_shape):
     reads, branches = shape(fast)
     print(f"{symbol} fast path ({reads} memory read, {branches} conditional branch):\n  " + "\n  ".join(fast))
     problems = [f"{symbol}: {why}: {insn}" for insn in fast for rx, why in FORBIDDEN if rx.search(insn)]
+    problems += [f"{symbol}: not a load, compare, branch or return: {insn}" for insn in fast
+                 if not ALLOWED.match(insn)]
     if len(fast) > 6:
         problems.append(f"{symbol}: {len(fast)} instructions before the first ret (at most 6 expected)")
     if not fast[-1].startswith("ret"):
