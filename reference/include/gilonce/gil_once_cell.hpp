@@ -173,6 +173,24 @@ public:
     /// Requires: the GIL is held.
     std::optional<T> take(gil_token, invalidates_references_t);
 
+    /// For a cell in module state (PEP 489/630) or in an object: call it from `m_traverse`
+    /// or `tp_traverse`, so the garbage collector sees the reference the cell owns (the
+    /// stored `py_ref` or `pybind11::object`; a raw pointer is not owned and not visited).
+    /// Requires: the GIL is held (the collector holds it). A value still being computed by
+    /// an initializer is not in the cell yet and is not visited.
+    /// Returns: 0, or the first non-zero result of `visit`.
+    int traverse(visitproc visit, void* arg) const { return full_ ? detail::traverse(slot_.value, visit, arg) : 0; }
+
+    /// For a cell in module state or in an object: call it from `m_clear` or `tp_clear`.
+    /// Empties the cell and releases the value (an empty cell is left as it is). As `take`,
+    /// it invalidates every reference the cell handed out; a later `get_or_init` computes
+    /// the value again.
+    /// Requires: the GIL is held. May run Python code (the value's finalizer).
+    void clear(gil_token gil, invalidates_references_t tag) {
+        std::optional<T> value = take(gil, tag);
+        if (value) detail::release_now(*value);
+    }
+
     // ---------------------------------------------------------------------------------
     // Implementation details follow.
 private:

@@ -92,5 +92,36 @@ void abandon(T& value) noexcept {
     abandon_handle(value, 0);
 }
 
+// Visiting for the garbage collector: only what the cell owns. A raw pointer is not owned
+// (the cell never decrefs it), so it is not visited: reporting a reference the container
+// does not hold would let the collector free an object that is still in use elsewhere.
+template <class T>
+auto traverse_handle(const T& value, visitproc visit, void* arg, int) -> decltype(value.gilonce_traverse(visit, arg)) {
+    return value.gilonce_traverse(visit, arg);
+}
+template <class T>
+auto traverse_handle(const T& value, visitproc visit, void* arg, long)
+    -> decltype(std::declval<T&>().release().ptr(), int()) {
+    Py_VISIT(value.ptr());  // pybind11::object
+    return 0;
+}
+template <class T>
+auto traverse_handle(const T& value, visitproc visit, void* arg, unsigned)
+    -> std::enable_if_t<std::is_same_v<decltype(std::declval<T&>().release()), PyObject*>, int> {
+    Py_VISIT(value.get());  // gilonce::py_ref
+    return 0;
+}
+template <class T>
+int traverse_handle(const T&, visitproc, void*, ...) {
+    return 0;  // a raw pointer or a C++ value: no reference owned
+}
+
+/// Calls `visit` on the Python object `value` owns, as a tp_traverse / m_traverse does.
+/// Returns: 0, or the first non-zero result of `visit`.
+template <class T>
+int traverse(const T& value, visitproc visit, void* arg) {
+    return traverse_handle(value, visit, arg, 0);
+}
+
 }  // namespace detail
 }  // namespace gilonce

@@ -6,11 +6,13 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -139,14 +141,20 @@ public:
     /// runs in stage 1 and returns a new reference to a base type or a tuple of bases
     /// (or null with a Python exception set); it must not ask for this type.
     /// `immutable`: make the type immutable in stage 1 (see the class comment).
+    /// `module`: for a `lazy_type` in module state (PEP 489/630), the module it belongs to
+    /// (borrowed: the state lives inside it). The type is then created with
+    /// `PyType_FromModuleAndSpec`, so its methods find the module's state with
+    /// `PyType_GetModuleByDef`, and it holds a reference to the module.
     /// Misuse (a null `spec`, an attribute with a null or dunder name, no factory, a name
     /// given twice, or a name the spec already defines) is reported by `get` as a
     /// `SystemError` naming the problem, not a crash.
     lazy_type(PyType_Spec* spec, std::vector<class_attribute> attributes,
-              std::function<PyObject*(gil_token)> make_bases = {}, bool immutable = true)
+              std::function<PyObject*(gil_token)> make_bases = {}, bool immutable = true,
+              PyObject* module = nullptr)
         : spec_(spec),
           code_(new user_code{std::move(attributes), std::move(make_bases)}),
           immutable_(immutable),
+          module_(module),
           ready_(spec != nullptr ? spec->name : nullptr) {}
     lazy_type(const lazy_type&) = delete;
     lazy_type& operator=(const lazy_type&) = delete;
@@ -169,6 +177,23 @@ public:
 
     /// Requires: the GIL is held. Whether the class attributes have been published.
     bool is_complete(gil_token) const noexcept { return complete_ != nullptr; }
+
+    /// For a `lazy_type` in module state: call it from `m_traverse`, so the garbage
+    /// collector sees the type (and its stage-1 bookkeeping) that this object owns. The
+    /// factories are C++ callables: a Python object one of them holds is not visited.
+    /// Requires: the GIL is held (the collector holds it). Returns: 0, or the first
+    /// non-zero result of `visit`.
+    int traverse(visitproc visit, void* arg) const { return ready_.traverse(visit, arg); }
+
+    /// For a `lazy_type` in module state: call it from `m_clear`. Forgets the type and
+    /// releases this object's references to it (instances keep the type alive). Every
+    /// pointer `get` returned is invalidated; a later `get` builds a new type.
+    /// Requires: the GIL is held, and no `get` of this object is in progress on any
+    /// thread (true of a module being cleared: a call in progress keeps it alive).
+    void clear(gil_token gil, invalidates_references_t tag) {
+        complete_ = nullptr;
+        ready_.clear(gil, tag);
+    }
 
     /// The type's dotted name, from the spec ("?" without a spec).
     const char* name() const noexcept { return spec_ != nullptr ? spec_->name : "?"; }
@@ -194,6 +219,11 @@ private:
         void gilonce_abandon() noexcept {
             detail::abandon(stage_one_dict);
             detail::abandon(type);
+        }
+        int gilonce_traverse(visitproc visit, void* arg) const {
+            Py_VISIT(type.get());
+            Py_VISIT(stage_one_dict.get());
+            return 0;
         }
     };
 
@@ -222,6 +252,7 @@ private:
     PyType_Spec* spec_;
     user_code* code_;                    // owned; leaked when destroyed without the GIL
     bool immutable_;
+    PyObject* module_;  // borrowed; null for a type that belongs to no module
     gil_once_cell<ready_type> ready_;    // stage 1
     detail::live_computations computing_;  // stage 2 computations in progress; GIL-guarded
     PyTypeObject* complete_ = nullptr;   // set once published; GIL-guarded
@@ -354,13 +385,6 @@ inline bool lazy_type::check_user_code() const {
                               : !attribute.make         ? "a class attribute has no factory"
                               : is_dunder(attribute.name) ? "a class attribute has a dunder name"
                                                           : nullptr;
-        if (problem == nullptr) {
-            for (const class_attribute& other : code_->attributes) {
-                if (&other == &attribute) break;
-                if (other.name != nullptr && std::strcmp(other.name, attribute.name) == 0)
-                    problem = "two class attributes have the same name";
-            }
-        }
         if (problem != nullptr) {
             if (attribute.name != nullptr)
                 PyErr_Format(PyExc_SystemError, "gilonce::lazy_type %s: %s (%s)", spec_->name, problem, attribute.name);
@@ -368,6 +392,17 @@ inline bool lazy_type::check_user_code() const {
                 PyErr_Format(PyExc_SystemError, "gilonce::lazy_type %s: %s", spec_->name, problem);
             return false;
         }
+    }
+    // Duplicates by sorting, not by comparing every pair: creation stays linear in practice.
+    std::vector<std::string_view> names;
+    names.reserve(code_->attributes.size());
+    for (const class_attribute& attribute : code_->attributes) names.emplace_back(attribute.name);
+    std::sort(names.begin(), names.end());
+    const auto twice = std::adjacent_find(names.begin(), names.end());
+    if (twice != names.end()) {
+        PyErr_Format(PyExc_SystemError, "gilonce::lazy_type %s: two class attributes have the same name (%s)",
+                     spec_->name, twice->data());
+        return false;
     }
     return true;
 }
@@ -382,7 +417,7 @@ inline std::optional<lazy_type::ready_type> lazy_type::create_ready_type(gil_tok
     if (immutable_) spec.flags |= Py_TPFLAGS_IMMUTABLETYPE;  // 3.10-3.13: CPython's own way
 #endif
     // Creating the type may run Python code (a collection's finalizers) that releases the GIL.
-    PyObject* raw = detail::call_user_code([&] { return PyType_FromSpecWithBases(&spec, bases.get()); },
+    PyObject* raw = detail::call_user_code([&] { return PyType_FromModuleAndSpec(module_, &spec, bases.get()); },
                                            [&]() noexcept { (void)bases.release(); });
     py_ref type = py_ref::steal(raw);
     if (!type) return std::nullopt;
