@@ -65,7 +65,8 @@ TEST_CASE("a lock-order inversion between two threads is reported as a deadlock 
     CHECK(out.detail.find("observed: A (tid ") != std::string::npos);
     CHECK(out.detail.find("B (tid ") != std::string::npos);
     CHECK(out.detail.find("blocked in futex() at each of") != std::string::npos);
-    CHECK(out.seconds < 2.0);  // confirmed within the settle time, not waited out until the deadline
+    // No bound on out.seconds: a loaded machine may take seconds to get there, and a verdict
+    // waited out until the deadline would be `hung`, not `deadlocked`.
 }
 
 TEST_CASE("a wait-for cycle that only the trace claims is not called a deadlock") {

@@ -15,7 +15,8 @@ TEST_CASE("function-local static whose initializer releases the GIL: two threads
     using std::string;
     CHECK(out.detail.find("A holds " + string(scenarios::static_guard) + " and waits for GIL") != string::npos);
     CHECK(out.detail.find("B holds GIL and waits for " + string(scenarios::static_guard)) != string::npos);
-    CHECK(out.seconds < 2.0);  // proved from the trace, not waited out
+    // Confirmed by observation (a verdict waited out until the deadline would be `hung`).
+    CHECK(out.detail.find("blocked in futex() at each of") != string::npos);
 }
 
 TEST_CASE("gil_once_cell in the same race: finishes, both threads get one object, built twice") {

@@ -27,7 +27,7 @@ TEST_CASE("step 02: static_two_threads_deadlock names who holds what") {
     REQUIRE(out.observed == verdict::deadlocked);
     CHECK(contains(out.detail, "A holds static guard and waits for GIL"));
     CHECK(contains(out.detail, "B holds GIL and waits for static guard"));
-    CHECK(out.seconds < 2.0);
+    CHECK(contains(out.detail, "blocked in futex() at each of"));  // observed, not waited out
 }
 
 TEST_CASE("step 02: call_once_two_threads_deadlock names who holds what") {
@@ -36,7 +36,7 @@ TEST_CASE("step 02: call_once_two_threads_deadlock names who holds what") {
     REQUIRE(out.observed == verdict::deadlocked);
     CHECK(contains(out.detail, "A holds once_flag and waits for GIL"));
     CHECK(contains(out.detail, "B holds GIL and waits for once_flag"));
-    CHECK(out.seconds < 2.0);
+    CHECK(contains(out.detail, "blocked in futex() at each of"));  // observed, not waited out
 }
 
 TEST_CASE("step 02: recursive static initialization aborts while the process is single-threaded") {
