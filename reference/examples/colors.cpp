@@ -4,7 +4,10 @@
 //
 // What it shows: gilonce::lazy_type builds the type on first use -- here the first access
 // to `colors.Color`, through the module's __getattr__ (PEP 562) -- safely when several
-// threads ask at once and when the class attributes need the class itself.
+// threads ask at once and when the class attributes need the class itself. The lazy type
+// lives in module state (multi-phase initialization, PEP 489; isolation, PEP 630): every
+// interpreter that imports `colors` gets its own module, its own Color, guarded by its own
+// GIL, and releases it when that interpreter ends or is finalized.
 //
 // In Python terms:
 //     class Color:
@@ -42,9 +45,18 @@ PyObject* color_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
 // Releases the name and the reference every heap-type instance holds on its type.
 void color_dealloc(PyObject* self) {
     PyTypeObject* type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
     Py_XDECREF(reinterpret_cast<color_object*>(self)->name);
     type->tp_free(self);
     Py_DECREF(type);
+}
+
+// The collector must see each instance's reference to its type: Color.RED is a Color, so
+// type -> dict -> RED -> type is a cycle, collectable only if RED reports its edge.
+int color_traverse(PyObject* self, visitproc visit, void* arg) {
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(reinterpret_cast<color_object*>(self)->name);
+    return 0;
 }
 
 // colors.Color('red'), or the subclass's own name.
@@ -74,6 +86,7 @@ PyType_Slot color_slots[] = {
     {Py_tp_doc, const_cast<char*>("Color(name): a named color. Color.RED, .GREEN, .BLUE and .DEFAULT are Colors.")},
     {Py_tp_new, reinterpret_cast<void*>(color_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(color_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(color_traverse)},
     {Py_tp_repr, reinterpret_cast<void*>(color_repr)},
     {Py_tp_richcompare, reinterpret_cast<void*>(color_richcompare)},
     {Py_tp_hash, reinterpret_cast<void*>(color_hash)},
@@ -82,54 +95,92 @@ PyType_Slot color_slots[] = {
 };
 
 PyType_Spec color_spec = {"colors.Color", sizeof(color_object), 0,
-                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, color_slots};
+                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, color_slots};
 
 // --8<-- [start:lazy_color]
-extern gilonce::lazy_type color_type;
+// ---- Module state: the lazy Color of this module object, so of this interpreter ----------
+
+struct colors_state {
+    bool constructed;  // false until colors_exec ran (CPython hands out zeroed memory)
+    gilonce::lazy_type color_type;
+};
+
+colors_state* state_of(PyObject* module) {
+    auto* state = static_cast<colors_state*>(PyModule_GetState(module));
+    return state != nullptr && state->constructed ? state : nullptr;
+}
 
 // A class-attribute factory making Color(name). It asks for the type while the class
 // attributes are being computed: in this execution context, lazy_type hands out the ready type.
-template <const char* Name>
-PyObject* make_color(gilonce::gil_token gil) {
-    PyTypeObject* type = color_type.get(gil);
-    return type ? PyObject_CallFunction(reinterpret_cast<PyObject*>(type), "s", Name) : nullptr;
+PyObject* make_color(colors_state* state, const char* name, gilonce::gil_token gil) {
+    PyTypeObject* type = state->color_type.get(gil);
+    return type ? PyObject_CallFunction(reinterpret_cast<PyObject*>(type), "s", name) : nullptr;
 }
-constexpr char red[] = "red", green[] = "green", blue[] = "blue";
 
 // Color.DEFAULT runs Python code (an import) that may release the GIL.
-PyObject* make_default(gilonce::gil_token gil) {
+PyObject* make_default(colors_state* state, gilonce::gil_token gil) {
     gilonce::py_ref os = gilonce::py_ref::steal(PyImport_ImportModule("os"));
     if (!os) return nullptr;
     gilonce::py_ref name = gilonce::py_ref::steal(
         PyObject_CallMethod(os.get(), "getenv", "ss", "COLORS_DEFAULT", "red"));
-    PyTypeObject* type = color_type.get(gil);
+    PyTypeObject* type = state->color_type.get(gil);
     if (!name || type == nullptr) return nullptr;
     return PyObject_CallOneArg(reinterpret_cast<PyObject*>(type), name.get());
 }
 
-gilonce::lazy_type color_type(&color_spec, {
-    {"RED", make_color<red>},
-    {"GREEN", make_color<green>},
-    {"BLUE", make_color<blue>},
-    {"DEFAULT", make_default},
-});
+// Py_mod_exec: runs once per module object, in the interpreter importing it.
+int colors_exec(PyObject* module) {
+    auto* state = static_cast<colors_state*>(PyModule_GetState(module));
+    auto color = [state](const char* name) {
+        return [state, name](gilonce::gil_token gil) { return make_color(state, name, gil); };
+    };
+    ::new (&state->color_type) gilonce::lazy_type(
+        &color_spec,
+        {{"RED", color("red")},
+         {"GREEN", color("green")},
+         {"BLUE", color("blue")},
+         {"DEFAULT", [state](gilonce::gil_token gil) { return make_default(state, gil); }}},
+        {}, /*immutable=*/true, module);  // the type belongs to this module (PyType_GetModuleByDef)
+    state->constructed = true;
+    return 0;
+}
+
+// The collector sees the type the state owns; clearing and freeing release it.
+int colors_traverse(PyObject* module, visitproc visit, void* arg) {
+    colors_state* state = state_of(module);
+    return state != nullptr ? state->color_type.traverse(visit, arg) : 0;
+}
+int colors_clear(PyObject* module) {
+    if (colors_state* state = state_of(module))
+        state->color_type.clear(gilonce::gil_token::assume_held(), gilonce::invalidates_references);
+    return 0;
+}
+void colors_free(void* module) {
+    colors_clear(static_cast<PyObject*>(module));
+    if (colors_state* state = state_of(static_cast<PyObject*>(module))) {
+        state->color_type.~lazy_type();
+        state->constructed = false;
+    }
+}
 // --8<-- [end:lazy_color]
 
 // ---- Module -------------------------------------------------------------------------------
 
 // Module-level __getattr__ (PEP 562): `colors.Color` builds the type on first access.
-PyObject* colors_getattr(PyObject*, PyObject* name) {
-    if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "Color") == 0) {
-        PyTypeObject* type = color_type.get(gilonce::gil_token::assume_held());
+PyObject* colors_getattr(PyObject* module, PyObject* name) {
+    colors_state* state = state_of(module);
+    if (state != nullptr && PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "Color") == 0) {
+        PyTypeObject* type = state->color_type.get(gilonce::gil_token::assume_held());
         Py_XINCREF(type);
         return reinterpret_cast<PyObject*>(type);
     }
     return PyErr_Format(PyExc_AttributeError, "module 'colors' has no attribute %R", name);
 }
 
-// colors.is_built(): whether Color exists yet (for tests of the laziness itself).
-PyObject* colors_is_built(PyObject*, PyObject*) {
-    return PyBool_FromLong(color_type.is_complete(gilonce::gil_token::assume_held()));
+// colors.is_built(): whether this module's Color exists yet (for tests of the laziness).
+PyObject* colors_is_built(PyObject* module, PyObject*) {
+    colors_state* state = state_of(module);
+    return PyBool_FromLong(state != nullptr && state->color_type.is_complete(gilonce::gil_token::assume_held()));
 }
 
 PyMethodDef colors_methods[] = {
@@ -138,12 +189,21 @@ PyMethodDef colors_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
+PyModuleDef_Slot colors_slots[] = {
+    {Py_mod_exec, reinterpret_cast<void*>(colors_exec)},
+#if PY_VERSION_HEX >= 0x030C0000
+    // No static Python state: each interpreter may have its own GIL (PEP 684).
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    {0, nullptr},
+};
+
 PyModuleDef colors_module = {PyModuleDef_HEAD_INIT, "colors",
                              "An example of gilonce::lazy_type: Color, whose class attributes are Colors.",
-                             -1, colors_methods, nullptr, nullptr, nullptr, nullptr};
+                             sizeof(colors_state), colors_methods, colors_slots,
+                             colors_traverse, colors_clear, colors_free};
 
 }  // namespace
 
-// Single-phase initialization: the lazy type is process-wide state, so the module does not
-// claim to support sub-interpreters.
-PyMODINIT_FUNC PyInit_colors() { return PyModule_Create(&colors_module); }
+// Multi-phase initialization (PEP 489): the module object is made, then colors_exec runs.
+PyMODINIT_FUNC PyInit_colors() { return PyModuleDef_Init(&colors_module); }

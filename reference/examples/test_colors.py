@@ -110,3 +110,45 @@ def test_many_threads_asking_at_once_get_one_complete_type():
         print(len(set(s[0] for s in seen)), all(all(s[1:]) for s in seen), len(seen))
     """)
     assert out == "1 True 8"
+
+
+def test_each_module_object_has_its_own_color_and_frees_it():
+    # Multi-phase init: a second module object from the same spec is a second, isolated
+    # module, with its own Color; once nothing refers to it, the collector frees both
+    # (module -> state -> Color -> module is a cycle that m_traverse/m_clear let it break).
+    out = run_fresh("""
+        import gc, importlib.util, weakref, colors
+        spec = importlib.util.find_spec("colors")
+        other = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(other)
+        C, D = colors.Color, other.Color
+        print(C is not D, isinstance(D.RED, D), not isinstance(D.RED, C))
+        gone = weakref.ref(D)
+        del other, D
+        gc.collect()
+        print(gone() is None, isinstance(C.RED, C))
+    """)
+    assert out == "True True True\nTrue True"
+
+
+def test_a_sub_interpreter_builds_its_own_color():
+    # Each interpreter imports its own colors module and builds its own Color: a sub-
+    # interpreter never sees the main interpreter's objects (3.11: shared GIL; 3.12+: the
+    # module declares per-interpreter-GIL support).
+    out = run_fresh("""
+        import os, colors
+        try:
+            import _interpreters as interpreters         # 3.13+
+        except ImportError:
+            import _xxsubinterpreters as interpreters    # 3.11, 3.12
+        r, w = os.pipe()
+        sub = interpreters.create()
+        interpreters.run_string(sub, "import os, colors; C = colors.Color; "
+                                     f"os.write({w}, f'{{id(C)}} {{isinstance(C.RED, C)}} {{C.RED.name}}'.encode())")
+        sub_id, sub_ok, sub_name = os.read(r, 200).decode().split()
+        C = colors.Color   # built now, while the sub-interpreter's Color is still alive
+        print(sub_ok, sub_name, int(sub_id) != id(C), isinstance(C.RED, C))
+        interpreters.destroy(sub)
+        print(isinstance(colors.Color.RED, colors.Color))
+    """)
+    assert out == "True red True True\nTrue"
