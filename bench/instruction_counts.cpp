@@ -71,6 +71,11 @@ GILONCE_READ read_gil_once_cell_get_or_try_init() {
                                 []() -> std::optional<py::object> { return make_value(); });
 }
 
+gilonce::per_interpreter_cell<py::object> per_interpreter{"counted per-interpreter value"};
+GILONCE_READ read_per_interpreter_cell_get_or_init() {
+    return &per_interpreter.get_or_init(gilonce::gil_token::assume_held(), make_value);
+}
+
 GILONCE_READ read_lazy_type_get() { return counted_type.get(gilonce::gil_token::assume_held()); }
 
 // Way 1: the read inlined into the caller's loop, as a hot accessor usually is. The empty
@@ -114,6 +119,7 @@ const peer peers[] = {
     GILONCE_PEER(gil_once_cell_get_or_init),
     GILONCE_PEER(gil_once_cell_get_or_try_init),
     GILONCE_PEER(lazy_type_get),
+    GILONCE_PEER(per_interpreter_cell_get_or_init),
 };
 
 // One dump per loop: callgrind collects only between the two toggles.

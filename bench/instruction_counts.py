@@ -22,7 +22,7 @@ import tempfile
 
 PEERS = ["nothing", "plain_global", "function_local_static", "std_call_once",
          "pybind11_call_once_and_store", "gil_once_cell_get", "gil_once_cell_get_or_init",
-         "gil_once_cell_get_or_try_init", "lazy_type_get"]
+         "gil_once_cell_get_or_try_init", "lazy_type_get", "per_interpreter_cell_get_or_init"]
 WAYS = ["inlined", "opaque"]
 KINDS = ["lazy", "eager"]
 FIRST_USE = {"gil_once_cell": "`gilonce::gil_once_cell`: a fresh cell, `get_or_init`, destroyed",
@@ -40,6 +40,7 @@ WHAT = {
     "gil_once_cell_get_or_init": "`gilonce::gil_once_cell::get_or_init`",
     "gil_once_cell_get_or_try_init": "`gilonce::gil_once_cell::get_or_try_init`",
     "lazy_type_get": "`gilonce::lazy_type::get`",
+    "per_interpreter_cell_get_or_init": "`gilonce::per_interpreter_cell::get_or_init` (the filling interpreter)",
 }
 
 

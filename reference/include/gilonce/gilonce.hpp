@@ -6,3 +6,4 @@
 #include "py_ref.hpp"
 #include "gil_once_cell.hpp"
 #include "lazy_type.hpp"
+#include "per_interpreter.hpp"
