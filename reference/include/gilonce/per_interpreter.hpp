@@ -25,6 +25,7 @@
 namespace gilonce {
 
 namespace detail {
+/// Internal: one per_interpreter_cell's value in one interpreter.
 template <class T>
 struct gil_once_cell_entry;
 }  // namespace detail
@@ -133,25 +134,28 @@ namespace detail {
 
 // ---- the per-interpreter table: one capsule in each interpreter's dict ----------------------
 
-/// One per_interpreter_cell's value in one interpreter (type-erased in the table).
+/// Internal: one per_interpreter_cell's value in one interpreter (type-erased in the table).
 struct interpreter_entry {
     virtual ~interpreter_entry() = default;
     /// The interpreter is being finalized: the cell's fast slot must stop pointing here.
     virtual void forget(PyInterpreterState* interp) noexcept = 0;
 };
 
+/// Internal: one per_interpreter_cell's value in one interpreter, in a cell of its own.
 template <class T>
 struct gil_once_cell_entry final : interpreter_entry {
+    /// An empty entry for `owner_cell`, named as it is.
     gil_once_cell_entry(per_interpreter_cell<T>* owner_cell, const char* name) : owner(owner_cell), cell(name) {}
     void forget(PyInterpreterState* interp) noexcept override { owner->forget(interp); }
-    per_interpreter_cell<T>* owner;
-    gil_once_cell<T> cell;
+    per_interpreter_cell<T>* owner;  ///< the static this entry belongs to
+    gil_once_cell<T> cell;           ///< this interpreter's value, guarded by its GIL
 };
 
-/// All entries of one interpreter, for the per_interpreter_cells of this copy of the header.
+/// Internal: all entries of one interpreter, for the per_interpreter_cells of this copy of
+/// the header.
 struct interpreter_table {
-    PyInterpreterState* interp;
-    std::unordered_map<const void*, std::unique_ptr<interpreter_entry>> entries;
+    PyInterpreterState* interp;  ///< the interpreter whose dict holds this table
+    std::unordered_map<const void*, std::unique_ptr<interpreter_entry>> entries;  ///< by owning cell
 };
 
 // The capsule's destructor: the interpreter's dict is being cleared (it is ending), with its
