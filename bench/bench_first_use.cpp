@@ -47,7 +47,7 @@ void first_use_gil_once_cell(benchmark::State& state) {
     fresh<gilonce::gil_once_cell<py::object>> storage;
     for (auto _ : state) {
         auto& cell = storage.make("first use");
-        benchmark::DoNotOptimize(cell.get_or_init(gil, make_value));
+        benchmark::DoNotOptimize(&cell.get_or_init(gil, make_value));
         cell.~gil_once_cell();  // releases the value: this thread holds the GIL
     }
 }
