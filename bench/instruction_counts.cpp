@@ -12,6 +12,7 @@
 
 #include <cxxabi.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace py = pybind11;
@@ -177,14 +179,32 @@ __attribute__((noinline, noipa)) void first_use_std_call_once(long calls) {
     }
 }
 
+// Ends one fresh pybind11 storage's life, with its value. pybind11 never destroys the value
+// itself (a static lives forever), so the loop does; but with subinterpreter support
+// (pybind11 3 on CPython 3.12+) the value lives in the interpreter's state dict, keyed by
+// the storage's address, and only removing that entry destroys it and lets the next
+// storage built at the same address start empty (otherwise it finds the old entry: no
+// first use, and the loop would destroy the same value again).
+void end_pybind11_storage(py::gil_safe_call_once_and_store<py::object>& once, py::object& stored) {
+#ifdef PYBIND11_CALL_ONCE_STORAGE_KEY_PREFIX
+    const std::string key =
+        PYBIND11_CALL_ONCE_STORAGE_KEY_PREFIX + std::to_string(reinterpret_cast<std::uintptr_t>(&once));
+    if (PyDict_DelItemString(PyInterpreterState_GetDict(PyInterpreterState_Get()), key.c_str()) < 0)
+        PyErr_Clear();
+    (void)stored;
+#else
+    std::destroy_at(&stored);
+#endif
+    std::destroy_at(&once);
+}
+
 __attribute__((noinline, noipa)) void first_use_pybind11_call_once_and_store(long calls) {
     fresh<py::gil_safe_call_once_and_store<py::object>> storage;
     for (long i = 0; i < calls; ++i) {
         auto* once = ::new (storage.bytes) py::gil_safe_call_once_and_store<py::object>();
         py::object& stored = once->call_once_and_store_result(make_cached_value).get_stored();
         asm volatile("" : : "r"(&stored) : "memory");
-        std::destroy_at(&stored);  // pybind11 never destroys it (a static lives forever)
-        std::destroy_at(once);
+        end_pybind11_storage(*once, stored);
     }
 }
 

@@ -142,13 +142,26 @@ void let_others_in() {
     Py_END_ALLOW_THREADS
 }
 
+// Whether a weak reference's object is still alive. PyWeakref_GetObject (a borrowed
+// reference) is deprecated from 3.13, which adds PyWeakref_GetRef (a strong one).
+bool referent_alive(PyObject* weak) {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject* referent = nullptr;
+    const int alive = PyWeakref_GetRef(weak, &referent);
+    Py_XDECREF(referent);
+    return alive == 1;
+#else
+    return PyWeakref_GetObject(weak) != Py_None;
+#endif
+}
+
 // The reset between rounds: the round's cell or type is destroyed (by the caller, with the
 // GIL held), a collection frees the cycles, and nothing the round made may still be alive.
 void check_nothing_left(tally& t, long round, long alive_before, PyObject* weak_type) {
     PyGC_Collect();
     if (stress::live_instances != alive_before)
         t.error(round, std::to_string(stress::live_instances - alive_before) + " instances alive after the reset");
-    if (weak_type != nullptr && PyWeakref_GetObject(weak_type) != Py_None)
+    if (weak_type != nullptr && referent_alive(weak_type))
         t.error(round, "the type outlived its lazy_type");
 }
 

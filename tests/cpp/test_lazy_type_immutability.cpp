@@ -134,9 +134,17 @@ TEST_CASE("immutability: a mutable grand-base is refused too, not only a mutable
     });
     harness::traced_gil gil;
     CHECK(type.get(gil.token()) == nullptr);
+#if PY_VERSION_HEX >= 0x030E0000
+    // From 3.14 CPython itself refuses to create Middle (3.12 and 3.13 only warn): the bases
+    // factory fails, and the mutable grand-base never reaches lazy_type's own check.
+    CHECK(error_text() ==
+          "RuntimeError: cannot compute the bases of immutabletest.OnGrandBase <- "
+          "TypeError: Creating immutable type immutabletest.Middle from mutable base Grand");
+#else
     CHECK(error_text() ==
           "TypeError: gilonce::lazy_type immutabletest.OnGrandBase: an immutable type needs immutable bases, and "
           "Grand is mutable");
+#endif
 }
 
 TEST_CASE("lazy_type: two class attributes with one name are a SystemError naming it") {

@@ -1,7 +1,8 @@
 # Builds and runs tests/package/consumer against gilonce, in MODE find_package (after
 # installing gilonce into a scratch prefix) or add_subdirectory (from the source tree).
 # Usage: cmake -DMODE=... -DSOURCE_DIR=... -DBUILD_DIR=... -DWORK_DIR=... -DPython_EXECUTABLE=...
-#              -DCXX=... -DGENERATOR=... -DMAKE_PROGRAM=... -P check_consumer.cmake
+#              -DCXX=... -DGENERATOR=... -DMAKE_PROGRAM=... [-DPYTHON_VERSION=3.13]
+#              -P check_consumer.cmake
 foreach(var MODE SOURCE_DIR BUILD_DIR WORK_DIR Python_EXECUTABLE CXX GENERATOR)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "check_consumer.cmake: -D${var}=... is required")
@@ -22,6 +23,9 @@ set(args -S ${SOURCE_DIR}/tests/package/consumer -B ${WORK_DIR}/build -G ${GENER
     -DGILONCE_CONSUMER_MODE=${MODE} -DGILONCE_SOURCE_DIR=${SOURCE_DIR})
 if(MAKE_PROGRAM)
   list(APPEND args -DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM})
+endif()
+if(PYTHON_VERSION)
+  list(APPEND args -DGILONCE_PYTHON_VERSION=${PYTHON_VERSION})
 endif()
 if(MODE STREQUAL "find_package")
   run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix)

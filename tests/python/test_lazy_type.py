@@ -148,7 +148,8 @@ def test_a_spec_that_already_says_immutable_works_and_computes_once():
 
 
 def test_reading_annotations_during_stage_two_is_not_a_change():
-    # On 3.10-3.13, reading type.__annotations__ stores an empty dict in the type's own dict:
+    # Reading type.__annotations__ stores an empty dict in the type's own dict (3.10-3.13:
+    # __annotations__; 3.14: __annotations_cache__, and None as __annotate_func__):
     # CPython's change, not the reader's; publication must accept it.
     def hook(name, early):
         assert early.__annotations__ == {}

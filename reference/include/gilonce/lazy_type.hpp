@@ -79,8 +79,8 @@ struct class_attribute {
 ///   also hands out the type's own dict, which Python code can write into; publication
 ///   compares the dict with the one stage 1 left and, if it changed, publishes nothing and
 ///   raises `RuntimeError` (on every call): only the class attributes are ever added (and
-///   the empty `__annotations__` dict that CPython itself stores when the attribute is
-///   read). A
+///   what CPython itself stores when annotations are read: the empty `__annotations__`
+///   dict, or on 3.14 `__annotations_cache__` and `__annotate_func__`). A
 ///   type made with `immutable = false` is an ordinary mutable class from stage 1 on, and
 ///   publication overwrites only the class attributes' names.
 /// - If stage 2 releases the GIL, other callers compute their own attributes meanwhile:
@@ -339,9 +339,9 @@ inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_t
 // Immutable types only: Python code that reached the type during stage 2 cannot set an
 // attribute, but it can write into the dict itself (gc.get_referents(type) hands it out).
 // Such a change must not be published silently: it is an error, on this and every call.
-// CPython itself adds one key on a mere read: `type.__annotations__` stores an empty dict
-// (3.10-3.13: `__annotations__`; 3.14: `__annotations_cache__`), so a new key of those
-// names is allowed. No Python code runs here: a key that is not an exact str is a change
+// CPython itself adds keys on a mere read: `type.__annotations__` stores an empty dict
+// (3.10-3.13: `__annotations__`; 3.14: `__annotations_cache__`, after reading `__annotate__`,
+// which stores None as `__annotate_func__`), so a new key of those names is allowed. No Python code runs here: a key that is not an exact str is a change
 // without being hashed, and lookups go into the stage-1 copy, whose keys are all str.
 inline bool lazy_type::dict_is_as_stage_one_left_it(const ready_type& ready) {
     PyObject* before = ready.stage_one_dict.get();
@@ -359,7 +359,8 @@ inline bool lazy_type::dict_is_as_stage_one_left_it(const ready_type& ready) {
         if (old == nullptr && PyErr_Occurred()) return false;
         if (old == nullptr) {
             same = PyUnicode_CompareWithASCIIString(key, "__annotations__") == 0 ||
-                   PyUnicode_CompareWithASCIIString(key, "__annotations_cache__") == 0;
+                   PyUnicode_CompareWithASCIIString(key, "__annotations_cache__") == 0 ||
+                   PyUnicode_CompareWithASCIIString(key, "__annotate_func__") == 0;
             continue;
         }
         same = old == value;
