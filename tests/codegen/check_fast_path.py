@@ -17,9 +17,10 @@ PLAIN_PEER = "gilonce_plain_global_probe"
 MEMORY_READ = re.compile(r"^(?!lea)\S+\s+.*\(")  # an operand in memory, except lea's address
 BRANCH = re.compile(r"^j(?!mp)\w+\s")
 # Every instruction on a fast path must be one of these: loads, compares, address
-# arithmetic, a conditional branch, the return. Anything else (a fence, an atomic, a call or
+# arithmetic, a conditional branch or move (GCC 16 compiles `get` branch-free, with cmove),
+# the return. Anything else (a fence, an atomic, a call or
 # a jump into other code, an instruction this list does not know) fails the check.
-ALLOWED = re.compile(r"^(mov[a-z]*|cmp[bwlq]?|test[bwlq]?|lea[lq]?|xor[lq]?|j(?!mp)[a-z]+|retq?|endbr64|nop[wl]?)\b")
+ALLOWED = re.compile(r"^(mov[a-z]*|cmov[a-z]+|cmp[bwlq]?|test[bwlq]?|lea[lq]?|xor[lq]?|j(?!mp)[a-z]+|retq?|endbr64|nop[wl]?)\b")
 FORBIDDEN = [(re.compile(r"\block\b"), "a lock prefix (atomic read-modify-write)"),
              (re.compile(r"\bxchg\b.*\("), "an exchange with memory (implicitly locked)"),
              (re.compile(r"%fs:"), "a thread-local access"),

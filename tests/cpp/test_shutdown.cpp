@@ -11,11 +11,15 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <string>
 #include <thread>
+
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "harness/event.hpp"
 #include "harness/watchdog.hpp"
@@ -60,10 +64,31 @@ void wait_for_finalization_without_gil() {
     Py_END_ALLOW_THREADS  // pthread_exit here: the interpreter is finalizing
 }
 
+#if PY_VERSION_HEX >= 0x030E0000
+// 3.14: a daemon thread that wants the GIL back during finalization is parked for good
+// (pause() in a loop), not ended with pthread_exit: it never unwinds, and never runs again.
+constexpr bool daemon_threads_unwind = false;
+#else
+constexpr bool daemon_threads_unwind = true;  // 3.11-3.13: pthread_exit, a forced unwind
+#endif
+std::atomic<long> daemon_tid{0};
+
+// The system call thread `tid` of this process is blocked in, or -1 (/proc/self/task/.../syscall).
+long blocked_in_syscall(long tid) {
+    std::FILE* f = std::fopen(("/proc/self/task/" + std::to_string(tid) + "/syscall").c_str(), "r");
+    long number = -1;
+    if (f != nullptr) {
+        if (std::fscanf(f, "%ld", &number) != 1) number = -1;
+        std::fclose(f);
+    }
+    return number;
+}
+
 // Called while Py_FinalizeEx clears __main__ (after it marked the runtime finalizing), with
 // the GIL held: wakes the daemon thread and waits until pthread_exit has unwound it.
 void capsule_destroyed(PyObject*) {
     finalization_started.raise();
+    if (!daemon_threads_unwind) return;  // it will be parked, not unwound: nothing to wait for
     if (!daemon_unwound.wait()) {
         std::fputs("the daemon thread was not unwound within 10 s\n", stderr);
         std::_Exit(3);
@@ -73,7 +98,10 @@ void capsule_destroyed(PyObject*) {
 // In the child: starts `daemon` (which must end up in wait_for_finalization_without_gil),
 // finalizes the interpreter, and reports whether the daemon thread was unwound.
 scenario_result finalize_under(void (*daemon)()) {
-    std::thread thread(daemon);
+    std::thread thread([daemon] {
+        daemon_tid = static_cast<long>(syscall(SYS_gettid));
+        daemon();
+    });
     if (!inside_user_code.wait()) return scenario_result::fail("the daemon thread never reached the user code");
     PyGILState_Ensure();
     PyObject* capsule = PyCapsule_New(reinterpret_cast<void*>(1), "shutdown probe", capsule_destroyed);
@@ -81,8 +109,20 @@ scenario_result finalize_under(void (*daemon)()) {
         return scenario_result::fail("could not install the capsule");
     Py_DECREF(capsule);
     if (Py_FinalizeEx() != 0) return scenario_result::fail("Py_FinalizeEx failed");
-    thread.join();  // it ended through pthread_exit
-    return scenario_result::pass("the daemon thread unwound through the user code; Py_FinalizeEx returned");
+    if (daemon_threads_unwind) {
+        thread.join();  // it ended through pthread_exit
+        return scenario_result::pass("the daemon thread unwound through the user code; Py_FinalizeEx returned");
+    }
+    // Observed, not assumed: the thread is seen blocked in pause(), still inside user code.
+    bool parked = false;
+    for (int i = 0; i < 1000 && !parked; ++i) {
+        parked = blocked_in_syscall(daemon_tid) == SYS_pause;
+        if (!parked) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!parked) return scenario_result::fail("the daemon thread was neither unwound nor seen parked in pause()");
+    if (daemon_unwound.wait(std::chrono::seconds(0))) return scenario_result::fail("the parked thread unwound");
+    thread.detach();  // parked for good: the process ends around it
+    return scenario_result::pass("the daemon thread was parked inside the user code (never resumed); Py_FinalizeEx returned");
 }
 
 PyType_Slot plain_slots[] = {{0, nullptr}};
