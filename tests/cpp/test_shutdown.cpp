@@ -74,6 +74,7 @@ constexpr bool daemon_threads_unwind = true;  // 3.11-3.13: pthread_exit, a forc
 std::atomic<long> daemon_tid{0};
 
 // The system call thread `tid` of this process is blocked in, or -1 (/proc/self/task/.../syscall).
+// (Checked with the thread seen parked, not against time: a sample of a running thread.)
 long blocked_in_syscall(long tid) {
     std::FILE* f = std::fopen(("/proc/self/task/" + std::to_string(tid) + "/syscall").c_str(), "r");
     long number = -1;
@@ -88,7 +89,15 @@ long blocked_in_syscall(long tid) {
 // the GIL held: wakes the daemon thread and waits until pthread_exit has unwound it.
 void capsule_destroyed(PyObject*) {
     finalization_started.raise();
-    if (!daemon_threads_unwind) return;  // it will be parked, not unwound: nothing to wait for
+    if (!daemon_threads_unwind) {
+        // 3.14: wait until it is seen parked, so that it acts while Py_FinalizeEx runs.
+        for (int i = 0; i < 1000; ++i) {
+            if (blocked_in_syscall(daemon_tid) == SYS_pause) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        std::fprintf(stderr, "the daemon thread was not seen parked in pause() within 10 s (in syscall %ld)\n", blocked_in_syscall(daemon_tid));
+        std::_Exit(3);
+    }
     if (!daemon_unwound.wait()) {
         std::fputs("the daemon thread was not unwound within 10 s\n", stderr);
         std::_Exit(3);
@@ -113,13 +122,10 @@ scenario_result finalize_under(void (*daemon)()) {
         thread.join();  // it ended through pthread_exit
         return scenario_result::pass("the daemon thread unwound through the user code; Py_FinalizeEx returned");
     }
-    // Observed, not assumed: the thread is seen blocked in pause(), still inside user code.
-    bool parked = false;
-    for (int i = 0; i < 1000 && !parked; ++i) {
-        parked = blocked_in_syscall(daemon_tid) == SYS_pause;
-        if (!parked) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (!parked) return scenario_result::fail("the daemon thread was neither unwound nor seen parked in pause()");
+    // Observed, not assumed: the thread was seen parked in pause() during Py_FinalizeEx
+    // (capsule_destroyed), and still is, inside the user code.
+    if (blocked_in_syscall(daemon_tid) != SYS_pause)
+        return scenario_result::fail("the daemon thread is no longer parked in pause() after Py_FinalizeEx");
     if (daemon_unwound.wait(std::chrono::seconds(0))) return scenario_result::fail("the parked thread unwound");
     thread.detach();  // parked for good: the process ends around it
     return scenario_result::pass("the daemon thread was parked inside the user code (never resumed); Py_FinalizeEx returned");
@@ -291,6 +297,14 @@ TEST_CASE("shutdown: a daemon thread ended in a collection run while the re-entr
 }
 
 TEST_CASE("shutdown: a daemon thread ended while gil_acquire takes the GIL unwinds cleanly") {
+#if PY_VERSION_HEX >= 0x030E0000
+    // Seen here on 3.14.10: a thread without a thread state that calls PyGILState_Ensure
+    // while Py_FinalizeEx runs is neither ended nor parked in pause(): it waits on the GIL
+    // (futex) until finalization is over. There is no unwind to test.
+    WARN("not possible on this interpreter: CPython 3.14 does not end a thread that asks for "
+         "the GIL during finalization (it is seen waiting in futex())");
+    return;
+#endif
     auto out = harness::run_in_child([] {
         return finalize_under([] {
             {
