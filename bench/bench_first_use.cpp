@@ -192,9 +192,8 @@ BENCHMARK(first_use_gil_once_cell);
 BENCHMARK(first_use_function_local_static);
 BENCHMARK(first_use_std_call_once);
 BENCHMARK(first_use_pybind11);
-// Each iteration also pauses the timer and collects: a shorter minimum time keeps the run short.
-BENCHMARK(cold_lazy_type)->Arg(0)->Arg(1)->Arg(4)->Arg(16)->Arg(64)->MinTime(0.1);
-BENCHMARK(cold_eager_type)->Arg(0)->Arg(1)->Arg(4)->Arg(16)->Arg(64)->MinTime(0.1);
+// The cold benchmarks are registered in main: each iteration also pauses the timer and
+// collects, so they get a shorter minimum time (or, with --smoke, a few iterations only).
 
 int main(int argc, char** argv) {
     py::scoped_interpreter interpreter;  // the benchmarks run on this thread, holding the GIL
@@ -202,6 +201,23 @@ int main(int argc, char** argv) {
     py::module_ gc = py::module_::import("gc");
     collect_young = new py::object(gc.attr("collect"));
     gc.attr("disable")();
+    // --smoke (first_use.py --smoke): every benchmark runs, the cold ones 3 iterations each;
+    // under a debug interpreter their minimum time would take minutes.
+    bool smoke = false;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--smoke") {
+            smoke = true;
+            for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+            --argc;
+            break;
+        }
+    }
+    for (auto* cold : {benchmark::RegisterBenchmark("cold_lazy_type", cold_lazy_type),
+                       benchmark::RegisterBenchmark("cold_eager_type", cold_eager_type)}) {
+        for (int n : {0, 1, 4, 16, 64}) cold->Arg(n);
+        if (smoke) cold->Iterations(3);
+        else cold->MinTime(0.1);
+    }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::RunSpecifiedBenchmarks();

@@ -24,7 +24,7 @@ def main():
     if args.repetitions < 1:
         parser.error("--repetitions must be at least 1")
     cmd = [args.binary, "--benchmark_format=json"]
-    cmd += (["--benchmark_min_time=0.01"] if args.smoke else
+    cmd += (["--smoke", "--benchmark_min_time=0.01"] if args.smoke else
             [f"--benchmark_repetitions={args.repetitions}", "--benchmark_enable_random_interleaving=true"])
     try:
         report = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
@@ -32,13 +32,16 @@ def main():
         sys.exit(f"first_use.py: could not run {args.binary}: {e}")
     median, samples = {}, {}
     for b in report["benchmarks"]:
-        b["run_name"] = re.sub(r"/min_time:[^/]*", "", b["run_name"])
+        b["run_name"] = re.sub(r"/(min_time|iterations):[^/]*", "", b["run_name"])
         if b.get("error_occurred"):
             sys.exit(f"first_use.py: {b['run_name']} failed: {b.get('error_message')}")
         if args.smoke or b.get("aggregate_name") == "median":
             median[b["run_name"]] = b["real_time"]
         if b.get("run_type") == "iteration":
             samples.setdefault(b["run_name"], []).append(b["real_time"])
+    for name, s in samples.items():  # one repetition: no aggregates, the sample is the median
+        if len(s) == 1:
+            median.setdefault(name, s[0])
     expected = WARM + [f"cold_{kind}_type/{n}" for kind in ("lazy", "eager") for n in ATTRIBUTES]
     missing = [name for name in expected if name not in median]
     if missing:
