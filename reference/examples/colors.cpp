@@ -7,7 +7,8 @@
 // threads ask at once and when the class attributes need the class itself. The lazy type
 // lives in module state (multi-phase initialization, PEP 489; isolation, PEP 630): every
 // interpreter that imports `colors` gets its own module, its own Color, guarded by its own
-// GIL, and releases it when that interpreter ends or is finalized.
+// GIL, and releases it when that interpreter ends or is finalized. Color's own slots find
+// that state from the type with PyType_GetModuleByDef (colors.made() counts the Colors).
 //
 // In Python terms:
 //     class Color:
@@ -30,15 +31,23 @@ struct color_object {
     PyObject* name;  // a str
 };
 
-// Color(name): the only constructor.
+struct colors_state;
+colors_state* state_of_type(PyTypeObject* type);
+void count_color(colors_state* state);
+
+// Color(name): the only constructor. Counts the Color in its module's state, found from
+// the type (PEP 630), never from a C static: each interpreter counts its own.
 PyObject* color_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
     static const char* keywords[] = {"name", nullptr};
     PyObject* name = nullptr;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "U:Color", const_cast<char**>(keywords), &name)) return nullptr;
+    colors_state* state = state_of_type(type);
+    if (state == nullptr) return nullptr;
     auto* self = reinterpret_cast<color_object*>(type->tp_alloc(type, 0));
     if (self == nullptr) return nullptr;
     Py_INCREF(name);
     self->name = name;
+    count_color(state);
     return reinterpret_cast<PyObject*>(self);
 }
 
@@ -103,12 +112,27 @@ PyType_Spec color_spec = {"colors.Color", sizeof(color_object), 0,
 struct colors_state {
     bool constructed;  // false until colors_exec ran (CPython hands out zeroed memory)
     gilonce::lazy_type color_type;
+    Py_ssize_t colors_made;  // Color instances this module's types have made
 };
+
+extern PyModuleDef colors_module;
 
 colors_state* state_of(PyObject* module) {
     auto* state = static_cast<colors_state*>(PyModule_GetState(module));
     return state != nullptr && state->constructed ? state : nullptr;
 }
+
+// The state of the module that defined `type` or the base of it that this module made:
+// PyType_GetModuleByDef walks the MRO, so a Python subclass of Color finds it too.
+colors_state* state_of_type(PyTypeObject* type) {
+    PyObject* module = PyType_GetModuleByDef(type, &colors_module);  // borrowed
+    if (module == nullptr) return nullptr;
+    colors_state* state = state_of(module);
+    if (state == nullptr) PyErr_SetString(PyExc_RuntimeError, "colors: the module's state is gone");
+    return state;
+}
+
+void count_color(colors_state* state) { ++state->colors_made; }  // under this interpreter's GIL
 
 // A class-attribute factory making Color(name). It asks for the type while the class
 // attributes are being computed: in this execution context, lazy_type hands out the ready type.
@@ -141,6 +165,7 @@ int colors_exec(PyObject* module) {
          {"BLUE", color("blue")},
          {"DEFAULT", [state](gilonce::gil_token gil) { return make_default(state, gil); }}},
         {}, /*immutable=*/true, module);  // the type belongs to this module (PyType_GetModuleByDef)
+    state->colors_made = 0;
     state->constructed = true;
     return 0;
 }
@@ -183,9 +208,16 @@ PyObject* colors_is_built(PyObject* module, PyObject*) {
     return PyBool_FromLong(state != nullptr && state->color_type.is_complete(gilonce::gil_token::assume_held()));
 }
 
+// colors.made(): how many Colors this module's Color (and its subclasses) have made.
+PyObject* colors_made(PyObject* module, PyObject*) {
+    colors_state* state = state_of(module);
+    return PyLong_FromSsize_t(state != nullptr ? state->colors_made : 0);
+}
+
 PyMethodDef colors_methods[] = {
     {"__getattr__", colors_getattr, METH_O, "Builds colors.Color on first access."},
     {"is_built", colors_is_built, METH_NOARGS, "Whether colors.Color has been built."},
+    {"made", colors_made, METH_NOARGS, "How many Colors this module's Color type has made."},
     {nullptr, nullptr, 0, nullptr},
 };
 

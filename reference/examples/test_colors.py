@@ -152,3 +152,27 @@ def test_a_sub_interpreter_builds_its_own_color():
         print(isinstance(colors.Color.RED, colors.Color))
     """)
     assert out == "True red True True\nTrue"
+
+
+def test_each_interpreter_counts_its_own_colors_through_module_state():
+    # Color's constructor finds its module's state from the type (PyType_GetModuleByDef),
+    # also for a Python subclass: each interpreter, and each module object, counts its own.
+    out = run_fresh("""
+        import os, colors
+        try:
+            import _interpreters as interpreters         # 3.13+
+        except ImportError:
+            import _xxsubinterpreters as interpreters    # 3.11, 3.12
+        C = colors.Color
+        start = colors.made()   # RED, GREEN, BLUE, DEFAULT
+        class Shade(C): pass
+        C("teal"); Shade("navy")
+        r, w = os.pipe()
+        sub = interpreters.create()
+        interpreters.run_string(sub, "import os, colors; colors.Color('x'); "
+                                     f"os.write({w}, str(colors.made()).encode())")
+        in_sub = int(os.read(r, 20))
+        interpreters.destroy(sub)
+        print(start, colors.made(), in_sub)
+    """)
+    assert out == "4 6 5"

@@ -49,7 +49,8 @@ const char* kind_name(harness::event_kind kind) {
 
 }  // namespace
 
-void write_json(std::ostream& out, const std::vector<played>& results) {
+void write_json(std::ostream& out, const std::vector<played>& results,
+                const std::vector<const harness::scenario*>& not_played) {
     int as_predicted = 0;
     out << "{\n  \"schema\": \"gilonce-trace/1\",\n  \"scenarios\": [";
     for (std::size_t i = 0; i < results.size(); ++i) {
@@ -80,8 +81,14 @@ void write_json(std::ostream& out, const std::vector<played>& results) {
         }
         out << (p.outcome.events.empty() ? "]" : "\n      ]") << "\n    }";
     }
-    out << "\n  ],\n  \"summary\": {\"played\": " << results.size() << ", \"as_predicted\": " << as_predicted
-        << ", \"not_as_predicted\": " << results.size() - as_predicted << "}\n}\n";
+    out << "\n  ],\n  \"not_played\": [";
+    for (std::size_t i = 0; i < not_played.size(); ++i)
+        out << (i ? "," : "") << "\n    {\"step\": " << quoted(not_played[i]->step) << ", \"name\": "
+            << quoted(not_played[i]->name) << ", \"reason\": " << quoted(not_played[i]->unavailable) << "}";
+    out << (not_played.empty() ? "]" : "\n  ]");
+    out << ",\n  \"summary\": {\"played\": " << results.size() << ", \"as_predicted\": " << as_predicted
+        << ", \"not_as_predicted\": " << results.size() - as_predicted << ", \"not_played\": " << not_played.size()
+        << "}\n}\n";
 }
 
 }  // namespace runner

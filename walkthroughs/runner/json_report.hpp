@@ -17,6 +17,7 @@ struct played {
 };
 
 /// Writes every played scenario, with its events, as one JSON document.
-void write_json(std::ostream& out, const std::vector<played>& results);
+void write_json(std::ostream& out, const std::vector<played>& results,
+                const std::vector<const harness::scenario*>& not_played);
 
 }  // namespace runner

@@ -48,6 +48,9 @@ verdicts:
   crashed           the child was killed by a signal (an abort, a segfault)
   wrong result      it ended, but what it saw was wrong (a type that is not ready...)
 
+A scenario this build cannot play (own-GIL sub-interpreters need Python 3.12+; the
+main job's build uses 3.11) is listed as not played, with the reason, and not counted.
+
 exit status: 0 when every observed verdict is the predicted one, 1 when one is not,
 2 for a usage error.
 
@@ -120,9 +123,11 @@ int parse(int argc, char** argv, options& opts) {
 void print_list(std::ostream& out, const options& opts) {
     for (const runner::step* s : opts.steps) {
         out << s->id << ": " << s->title << "\n";
-        for (const auto& sc : *s->scenarios)
+        for (const auto& sc : *s->scenarios) {
             out << "  " << sc.name << "  [predicts: " << harness::describe_prediction(sc) << "]\n      "
                 << sc.demonstrates << "\n";
+            if (!sc.unavailable.empty()) out << "      (this build cannot play it: " << sc.unavailable << ")\n";
+        }
     }
 }
 
@@ -162,9 +167,14 @@ int main(int argc, char** argv) {
     }
 
     std::vector<std::pair<const runner::step*, const harness::scenario*>> queue;
+    std::vector<const harness::scenario*> not_played;  // this build cannot play them
     for (const runner::step* s : opts.steps)
         for (const auto& sc : *s->scenarios)
-            if (opts.scenario.empty() || sc.name == opts.scenario) queue.emplace_back(s, &sc);
+            if (opts.scenario.empty() || sc.name == opts.scenario)
+            {
+                if (sc.unavailable.empty()) queue.emplace_back(s, &sc);
+                else not_played.push_back(&sc);
+            }
 
     pybind11::scoped_interpreter interpreter;
     pybind11::gil_scoped_release no_gil;  // scenarios' threads take the GIL themselves
@@ -197,13 +207,19 @@ int main(int argc, char** argv) {
     int mismatches = 0;
     for (const auto& r : results) mismatches += harness::as_predicted(*r.scenario, r.outcome) ? 0 : 1;
     if (opts.format == "json") {
-        runner::write_json(out, results);
+        runner::write_json(out, results, not_played);
     } else {
+        for (const harness::scenario* sc : not_played)
+            out << "== not played: " << sc->step << " / " << sc->name << "\n   " << sc->unavailable << "\n";
+        if (!not_played.empty())
+            out << "   (play them against Python 3.13 or 3.14: tools/main --root py313, or --root py314)\n\n";
         out << results.size() << " scenarios played, " << results.size() - mismatches << " as predicted, "
-            << mismatches << " not as predicted\n";
+            << mismatches << " not as predicted";
+        if (!not_played.empty()) out << "; " << not_played.size() << " not played on this build (see above)";
+        out << "\n";
     }
     if (!opts.output.empty())
-        std::fprintf(stderr, "%zu scenarios played, %d not as predicted; report written to %s\n", results.size(),
-                     mismatches, opts.output.c_str());
+        std::fprintf(stderr, "%zu scenarios played, %d not as predicted, %zu not played on this build; report written to %s\n",
+                     results.size(), mismatches, not_played.size(), opts.output.c_str());
     return mismatches == 0 ? 0 : 1;
 }

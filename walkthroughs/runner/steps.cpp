@@ -6,6 +6,7 @@
 #include "../03-gil-as-the-lock/scenarios.hpp"
 #include "../04-recursive-class-attributes/scenarios.hpp"
 #include "../05-two-stage-initialization/scenarios.hpp"
+#include "../06-many-interpreters/scenarios.hpp"
 #include "lazy_object_race.hpp"
 
 namespace runner {
@@ -18,6 +19,7 @@ const std::vector<step>& all_steps() {
         {"03-gil-as-the-lock", "Let the GIL be the lock", &step03::scenarios()},
         {"04-recursive-class-attributes", "The recursive class-attribute problem", &step04::scenarios()},
         {"05-two-stage-initialization", "Two-stage initialization", &step05::scenarios()},
+        {"06-many-interpreters", "Many interpreters and lifetimes", &step06::scenarios()},
     };
     return steps;
 }

@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 
 import jsonschema
 import pytest
@@ -42,7 +43,7 @@ def test_help_teaches_commands_verdicts_and_exit_status():
 def test_list_names_every_step_and_prediction():
     out = run("list", check=0).stdout
     for step in ("00-foundation", "01-unsound-lazy-type", "02-lock-that-deadlocks", "03-gil-as-the-lock",
-                 "04-recursive-class-attributes", "05-two-stage-initialization"):
+                 "04-recursive-class-attributes", "05-two-stage-initialization", "06-many-interpreters"):
         assert step in out
     assert ("static_two_threads_deadlock  [predicts: deadlocked, with «A holds static guard and waits for GIL»; "
             "«B holds GIL and waits for static guard»; «blocked in futex()»]") in out
@@ -81,7 +82,20 @@ def test_json_report_matches_the_schema_and_every_prediction(full_report):
     jsonschema.validate(full_report, SCHEMA)
     steps = {s["step"] for s in full_report["scenarios"]}
     assert steps == {"00-foundation", "01-unsound-lazy-type", "02-lock-that-deadlocks", "03-gil-as-the-lock",
-                     "04-recursive-class-attributes", "05-two-stage-initialization"}
+                     "04-recursive-class-attributes", "05-two-stage-initialization", "06-many-interpreters"}
+    # The own-GIL scenarios of step 06 are played from Python 3.12 on, and listed with
+    # their reason before that; never silently dropped.
+    own_gil = {"own_gil_interpreters_share_one_static_cell", "single_phase_module_refused_by_own_gil_interpreter",
+               "own_gil_interpreters_build_their_own_colors_at_once",
+               "own_gil_interpreters_fill_their_own_per_interpreter_cell"}
+    played = {s["name"] for s in full_report["scenarios"]}
+    not_played = {s["name"]: s["reason"] for s in full_report["not_played"]}
+    if sys.version_info >= (3, 12):
+        assert own_gil <= played and not not_played
+    else:
+        assert set(not_played) == own_gil and not own_gil & played
+        assert all("need CPython 3.12+" in reason for reason in not_played.values())
+    assert full_report["summary"]["not_played"] == len(not_played)
     assert all(s["as_predicted"] for s in full_report["scenarios"])
     assert full_report["summary"]["not_as_predicted"] == 0
     by_name = {s["name"]: s for s in full_report["scenarios"]}
@@ -149,3 +163,12 @@ def test_mermaid_rejects_unknown_scenarios_and_foreign_files(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         mermaid.main([str(other), "01-x/nope"])
     assert e.value.code == 2 and "not a gilonce-trace/1 report" in capsys.readouterr().err
+
+
+def test_scenarios_this_build_cannot_play_are_listed_with_their_reason():
+    result = run("run", "6", "--quiet", check=0)
+    if sys.version_info >= (3, 12):
+        assert "9 scenarios played, 9 as predicted, 0 not as predicted" in result.stdout
+    else:
+        assert "== not played: 06-many-interpreters / own_gil_interpreters_share_one_static_cell" in result.stdout
+        assert "5 scenarios played, 5 as predicted, 0 not as predicted; 4 not played on this build" in result.stdout

@@ -1,8 +1,7 @@
 // harness/event.cpp: one-shot events (see event.hpp).
 #include "harness/event.hpp"
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include <gilonce/gil_state.hpp>
 
 #include <stdexcept>
 
@@ -25,8 +24,15 @@ bool event::is_set() const {
 }
 
 void event::wait(std::chrono::milliseconds bound) const {
-    if (Py_IsInitialized() && PyGILState_Check())
+    // Not PyGILState_Check(): once a sub-interpreter has existed it answers 1 on every thread.
+    if (gilonce::detail::this_thread_holds_the_gil())
         throw std::logic_error("harness::event '" + name_ + "': wait() called with the GIL held");
+    wait_for_set(bound);
+}
+
+void event::wait_holding_own_gil(std::chrono::milliseconds bound) const { wait_for_set(bound); }
+
+void event::wait_for_set(std::chrono::milliseconds bound) const {
     std::unique_lock<std::mutex> lock(mutex_);
     if (!changed_.wait_for(lock, bound, [&] { return set_; }))
         throw std::runtime_error("harness::event '" + name_ + "' was never set (waited " +

@@ -17,7 +17,8 @@ void run_threads(const std::vector<scenario_thread>& threads) {
     std::vector<std::exception_ptr> errors(threads.size());
     {
         // The joining thread must not hold the GIL, or no scenario thread could take it.
-        PyThreadState* saved = PyGILState_Check() ? PyEval_SaveThread() : nullptr;
+        // Not PyGILState_Check(): once a sub-interpreter has existed it answers 1 everywhere.
+        PyThreadState* saved = gilonce::detail::this_thread_holds_the_gil() ? PyEval_SaveThread() : nullptr;
         std::vector<std::thread> running;
         for (std::size_t i = 0; i < threads.size(); ++i) {
             running.emplace_back([&, i] {

@@ -27,9 +27,16 @@ public:
     /// the thread that sets the event). Throws std::logic_error if it is.
     /// Throws std::runtime_error naming the event if it is not set within `bound`.
     void wait(std::chrono::milliseconds bound = std::chrono::seconds(30)) const;
+    /// Blocks until the event is set, while the caller holds the GIL of its *own*
+    /// interpreter (Python 3.12+, an own-GIL sub-interpreter): the thread that sets the
+    /// event holds another GIL, which this wait does not stop. It is how a scenario shows
+    /// two interpreters running Python code at the same moment.
+    /// Throws std::runtime_error naming the event if it is not set within `bound`.
+    void wait_holding_own_gil(std::chrono::milliseconds bound = std::chrono::seconds(30)) const;
     const std::string& name() const noexcept { return name_; }
 
 private:
+    void wait_for_set(std::chrono::milliseconds bound) const;
     std::string name_;
     mutable std::mutex mutex_;
     mutable std::condition_variable changed_;

@@ -19,17 +19,23 @@ namespace harness {
 /// The name the trace uses for the GIL.
 inline constexpr const char* gil_resource = "GIL";
 
+/// The name of the GIL the calling thread takes and releases: "GIL", or, on a thread
+/// running an own-GIL sub-interpreter (3.12+), that interpreter's ("GIL of interpreter 1"),
+/// so that a timeline never shows two threads "holding the GIL" at once without saying
+/// that they hold different ones. Set by harness::run_in_own_gil_interpreters.
+inline thread_local const char* current_gil = gil_resource;
+
 /// Takes the GIL for the lifetime of the object, recording the wait and the hold.
 /// Requires: the calling thread does not hold the GIL.
 class traced_gil {
 public:
     traced_gil() noexcept {
-        record(event_kind::waits, gil_resource);
+        record(event_kind::waits, current_gil);
         state_ = PyGILState_Ensure();
-        record(event_kind::holds, gil_resource);
+        record(event_kind::holds, current_gil);
     }
     ~traced_gil() {
-        record(event_kind::releases, gil_resource);
+        record(event_kind::releases, current_gil);
         PyGILState_Release(state_);
     }
     traced_gil(const traced_gil&) = delete;
@@ -45,14 +51,14 @@ private:
 /// Requires: the GIL is held. Returns what `fn` returns.
 template <class F>
 decltype(auto) without_gil(F&& fn) {
-    record(event_kind::releases, gil_resource);
+    record(event_kind::releases, current_gil);
     PyThreadState* saved = PyEval_SaveThread();
     struct retake {
         PyThreadState* saved;
         ~retake() {
-            record(event_kind::waits, gil_resource);
+            record(event_kind::waits, current_gil);
             PyEval_RestoreThread(saved);
-            record(event_kind::holds, gil_resource);
+            record(event_kind::holds, current_gil);
         }
     } guard{saved};
     return std::forward<F>(fn)();

@@ -26,6 +26,11 @@ struct scenario {
     /// observe a hang the trace cannot prove (a thread waiting for a lock it holds: does the
     /// primitive block, abort or throw?) use a short one.
     watchdog_options watchdog = {};
+    /// Why this build cannot play the scenario ("" if it can): a scenario that needs
+    /// own-GIL sub-interpreters says so on Python 3.11. The main job lists it as not
+    /// played, with this reason, and the tests report it as skipped; it is never counted
+    /// as "as predicted".
+    std::string unavailable = {};
 };
 
 /// Runs `s` in a watchdog child. Requires what run_in_child requires.

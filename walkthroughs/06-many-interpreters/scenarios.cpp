@@ -1,0 +1,404 @@
+// Step 06's scenarios (see scenarios.hpp), each in a fresh watchdog child. Every verdict is
+// what the child saw: addresses compared with the record of who made each object
+// (made_in.hpp), exceptions caught, flags read -- never an object of an ended interpreter
+// dereferenced.
+#include "scenarios.hpp"
+
+
+#include <string>
+
+#include "harness/event.hpp"
+#include "harness/gil.hpp"
+#include "harness/interpreters.hpp"
+#include "harness/threads.hpp"
+#include "made_in.hpp"
+#include "static_values.hpp"
+
+namespace step06 {
+namespace {
+
+constexpr const char* step = "06-many-interpreters";
+using result = harness::scenario_result;
+using gilonce::py_ref;
+
+// The current exception as "Type: message"; clears it.
+std::string take_error() {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    auto error = py_ref::steal(value);
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    if (!error) return "no error";
+    auto text = py_ref::steal(PyObject_Str(error.get()));
+    return std::string(Py_TYPE(error.get())->tp_name) + ": " + (text ? PyUnicode_AsUTF8(text.get()) : "?");
+}
+
+// Imports `name` from `directory` (put first on this interpreter's sys.path).
+py_ref import_from(const char* directory, const char* name) {
+    PyObject* path = PySys_GetObject("path");  // borrowed
+    auto entry = py_ref::steal(PyUnicode_FromString(directory));
+    if (path == nullptr || !entry || PyList_Insert(path, 0, entry.get()) < 0) return {};
+    return py_ref::steal(PyImport_ImportModule(name));
+}
+
+// colors.Color of `module`, built on first access (a new reference), or empty.
+py_ref color_of(const py_ref& module) { return py_ref::steal(PyObject_GetAttrString(module.get(), "Color")); }
+
+// "" if `color` is complete and its RED is one of its own instances, else what is wrong.
+std::string check_colors_type(PyObject* color) {
+    if (color == nullptr) return "no Color: " + take_error();
+    auto red = py_ref::steal(PyObject_GetAttrString(color, "RED"));
+    if (!red) return "no Color.RED: " + take_error();
+    if (reinterpret_cast<PyObject*>(Py_TYPE(red.get())) != color) return "Color.RED is not this Color's instance";
+    return {};
+}
+
+bool is_built(const py_ref& colors_module) {
+    auto flag = py_ref::steal(PyObject_CallMethod(colors_module.get(), "is_built", nullptr));
+    return flag && PyObject_IsTrue(flag.get()) == 1;
+}
+
+// ---- the bugs: C++ statics --------------------------------------------------------------
+
+// --8<-- [start:ended_sub_interpreter]
+// A sub-interpreter builds the static type and ends; the main interpreter then asks.
+result static_type_outlives_its_sub_interpreter() {
+    harness::traced_gil gil;
+    long long sub_id;
+    PyTypeObject* built_in_sub;
+    {
+        harness::sub_interpreter sub;  // current on this thread until it ends
+        sub_id = sub.id();
+        built_in_sub = static_color.get(gil.token());
+        if (built_in_sub == nullptr) return result::fail(take_error());
+    }  // Py_EndInterpreter: the sub-interpreter's modules and builtins are gone
+    PyTypeObject* seen_by_main = static_color.get(gil.token());  // the fast path
+    const std::optional<maker> made = maker_of(seen_by_main);
+    if (seen_by_main != built_in_sub || !made || made->interpreter != sub_id)
+        return result::pass("main got a StaticColor of its own");
+    return result::fail("main got the StaticColor built by " + describe_maker(seen_by_main) +
+                        ", which had ended: an object of a finished interpreter");
+}
+// --8<-- [end:ended_sub_interpreter]
+
+// --8<-- [start:reinitialization]
+// The static type is built, the interpreter is finalized and initialized again.
+result static_type_survives_reinitialization() {
+    PyGILState_Ensure();  // not released: Py_FinalizeEx ends this interpreter with it
+    PyTypeObject* before = static_color.get(gilonce::gil_token::assume_held());
+    if (before == nullptr) return result::fail(take_error());
+    if (Py_FinalizeEx() != 0) return result::fail("Py_FinalizeEx failed");
+    harness::note("Py_FinalizeEx returned; Py_Initialize makes a new main interpreter");
+    Py_Initialize();  // this thread now holds the new interpreter's GIL
+    next_generation();
+    PyTypeObject* after = static_color.get(gilonce::gil_token::assume_held());  // the fast path
+    const std::optional<maker> made = maker_of(after);  // a new type would be generation 2
+    if (after != before || !made || made->generation != 1)
+        return result::pass("the new interpreter built a StaticColor of its own");
+    return result::fail("after Py_Finalize and Py_Initialize, get() returned the StaticColor built by " +
+                        describe_maker(after) + ": the finalized interpreter's object (generation now " +
+                        std::to_string(generation()) + ")");
+}
+// --8<-- [end:reinitialization]
+
+// X and Y each run an own-GIL interpreter. X's initializer waits until Y's has started too,
+// so both found the cell empty; Y's waits until X has stored its value.
+struct two_gils {
+    harness::event x_computing{"X is computing"};
+    harness::event y_computing{"Y is computing"};
+    harness::event x_stored{"X stored its value"};
+    two_gils() {
+        palette_hook = [this] {
+            const std::string me = harness::thread_name();
+            harness::without_gil([&] {  // as an import inside a real initializer would
+                if (me == "X") {
+                    x_computing.set();
+                    y_computing.wait();
+                } else {
+                    y_computing.set();
+                    x_stored.wait();
+                }
+            });
+        };
+    }
+    ~two_gils() { palette_hook = nullptr; }
+};
+
+// --8<-- [start:two_gils]
+// Two interpreters with their own GILs ask for one static cell at once.
+result own_gil_interpreters_share_one_static_cell() {
+    two_gils order;
+    const void* got[2] = {nullptr, nullptr};
+    long long ids[2] = {-1, -1};
+    harness::run_in_own_gil_interpreters({
+        {"X", [&](gilonce::gil_token gil) {
+             ids[0] = harness::current_interpreter_id();
+             got[0] = static_palette.get_or_init(gil, make_palette).get();
+             order.x_stored.set();
+         }},
+        {"Y", [&](gilonce::gil_token gil) {
+             ids[1] = harness::current_interpreter_id();
+             harness::without_gil([&] { order.x_computing.wait(); });
+             got[1] = static_palette.get_or_init(gil, make_palette).get();
+         }},
+    });
+    const std::optional<maker> y_got = maker_of(got[1]);
+    if (palette_runs() != 2 || !y_got || y_got->interpreter == ids[1])
+        return result::pass("Y got a value of its own");
+    return result::fail("X and Y both found the cell empty and both ran its initializer (" +
+                        std::to_string(palette_runs()) + " runs, each under its own GIL); Y (interpreter " +
+                        std::to_string(ids[1]) + ") was handed the object made by " + describe_maker(got[1]));
+}
+// --8<-- [end:two_gils]
+
+// --8<-- [start:single_phase_refused]
+// An own-GIL interpreter imports the single-phase module, then the multi-phase one.
+result single_phase_module_refused_by_own_gil_interpreter() {
+    std::string legacy, isolated;
+    harness::run_in_own_gil_interpreters({{"A", [&](gilonce::gil_token) {
+        py_ref module = import_from(STEP06_LEGACY_DIR, "step06_legacy");
+        legacy = module ? "step06_legacy imported" : take_error();
+        py_ref colors = import_from(COLORS_DIR, "colors");
+        py_ref color = colors ? color_of(colors) : py_ref();
+        const std::string problem = check_colors_type(color.get());
+        isolated = problem.empty() ? "colors imported and built its Color" : problem;
+    }}});
+    return result::pass(legacy + "; " + isolated);
+}
+// --8<-- [end:single_phase_refused]
+
+// ---- the fixes: module state, and per_interpreter_cell for the statics that stay --------
+
+// --8<-- [start:module_state_sub]
+// A sub-interpreter and the main interpreter each import colors and build its Color.
+result module_state_gives_each_interpreter_its_own_color() {
+    harness::traced_gil gil;
+    py_ref main_colors = import_from(COLORS_DIR, "colors");
+    if (!main_colors) return result::fail(take_error());
+    harness::sub_interpreter sub;
+    py_ref sub_colors = import_from(COLORS_DIR, "colors");
+    py_ref sub_color = sub_colors ? color_of(sub_colors) : py_ref();
+    std::string problem = check_colors_type(sub_color.get());
+    if (!problem.empty()) return result::fail("sub-interpreter: " + problem);
+    PyThreadState* sub_state = PyThreadState_Swap(sub.previous());  // to main; sub lives on
+    const bool built_before = is_built(main_colors);
+    py_ref main_color = color_of(main_colors);
+    problem = check_colors_type(main_color.get());
+    if (!problem.empty()) return result::fail("main: " + problem);
+    if (built_before || main_color.get() == sub_color.get())
+        return result::fail("main was handed the sub-interpreter's Color");
+    PyThreadState_Swap(sub_state);
+    sub_color = py_ref();  // the sub-interpreter's objects are released in it
+    sub_colors = py_ref();
+    sub.end();
+    problem = check_colors_type(main_color.get());
+    if (!problem.empty()) return result::fail("main, after the sub-interpreter ended: " + problem);
+    return result::pass("the sub-interpreter and main each built their own Color (main's was not built "
+                        "until main asked); main's still works after the sub-interpreter ended");
+}
+// --8<-- [end:module_state_sub]
+
+// --8<-- [start:module_state_reinit]
+// colors is imported and its Color built; the interpreter is finalized and initialized again.
+result module_state_rebuilds_after_reinitialization() {
+    PyGILState_Ensure();
+    py_ref colors = import_from(COLORS_DIR, "colors");
+    py_ref color = colors ? color_of(colors) : py_ref();
+    std::string problem = check_colors_type(color.get());
+    if (!problem.empty()) return result::fail("before Py_Finalize: " + problem);
+    color = py_ref();
+    colors = py_ref();
+    if (Py_FinalizeEx() != 0) return result::fail("Py_FinalizeEx failed");
+    harness::note("Py_FinalizeEx returned; Py_Initialize makes a new main interpreter");
+    Py_Initialize();
+    colors = import_from(COLORS_DIR, "colors");
+    if (!colors) return result::fail(take_error());
+    const bool built_before = is_built(colors);
+    color = color_of(colors);
+    problem = check_colors_type(color.get());
+    if (!problem.empty()) return result::fail("after Py_Initialize: " + problem);
+    if (built_before) return result::fail("the new interpreter's colors had a Color before it asked");
+    return result::pass("after Py_Finalize and Py_Initialize, the new module had no Color until asked, "
+                        "then built a complete one");
+}
+// --8<-- [end:module_state_reinit]
+
+#if PY_VERSION_HEX >= 0x030C0000
+// Each thread's profile function: on the call of os.getenv (Color.DEFAULT's factory runs
+// it while the class attributes are computed), says "I am inside" and waits, holding its
+// own GIL, until every other thread is inside too.
+struct building_together {
+    harness::event inside[3] = {harness::event("A is building its Color"), harness::event("B is building its Color"),
+                                harness::event("C is building its Color")};
+};
+building_together* together = nullptr;
+
+int wait_inside_getenv(PyObject*, PyFrameObject* frame, int what, PyObject*) {
+    if (what != PyTrace_CALL) return 0;
+    auto code = py_ref::steal(reinterpret_cast<PyObject*>(PyFrame_GetCode(frame)));
+    if (PyUnicode_CompareWithASCIIString(reinterpret_cast<PyCodeObject*>(code.get())->co_name, "getenv") != 0) return 0;
+    PyEval_SetProfile(nullptr, nullptr);  // once
+    const int me = harness::thread_name()[0] - 'A';
+    together->inside[me].set();
+    for (const harness::event& other : together->inside) other.wait_holding_own_gil();
+    return 0;
+}
+#endif
+
+// --8<-- [start:own_gil_colors]
+// Three own-GIL interpreters import colors and build their Colors at the same moment.
+result own_gil_interpreters_build_their_own_colors_at_once() {
+#if PY_VERSION_HEX >= 0x030C0000
+    building_together events;
+    together = &events;
+    const void* color[3] = {};
+    const void* red[3] = {};
+    std::string problems[3];
+    auto body = [&](int i) {
+        return [&, i](gilonce::gil_token) {
+            py_ref colors = import_from(COLORS_DIR, "colors");
+            if (!colors) {
+                problems[i] = take_error();
+                return;
+            }
+            PyEval_SetProfile(wait_inside_getenv, nullptr);
+            py_ref type = color_of(colors);  // builds it: Color.DEFAULT calls os.getenv
+            problems[i] = check_colors_type(type.get());
+            auto r = type ? py_ref::steal(PyObject_GetAttrString(type.get(), "RED")) : py_ref();
+            color[i] = type.get();
+            red[i] = r.get();
+        };
+    };
+    harness::run_in_own_gil_interpreters({{"A", body(0)}, {"B", body(1)}, {"C", body(2)}});
+    for (int i = 0; i < 3; ++i)
+        if (!problems[i].empty()) return result::fail(std::string(1, char('A' + i)) + ": " + problems[i]);
+    for (int i = 0; i < 3; ++i)
+        for (int j = i + 1; j < 3; ++j)
+            if (color[i] == color[j] || red[i] == red[j]) return result::fail("two interpreters share a Color");
+    return result::pass("A, B and C were each building their own Color at the same moment, each holding "
+                        "its own interpreter's GIL; three Colors, three REDs, each RED an instance of its "
+                        "own interpreter's Color");
+#else
+    return result::fail(harness::own_gil_unavailable());
+#endif
+}
+// --8<-- [end:own_gil_colors]
+
+// --8<-- [start:per_interpreter_cell]
+// The static that stays, as a per_interpreter_cell: a sub-interpreter, then re-initialization.
+result per_interpreter_cell_gives_each_interpreter_its_own_value() {
+    PyGILState_Ensure();
+    auto gil = gilonce::gil_token::assume_held();
+    std::string sub_made;
+    {
+        harness::sub_interpreter sub;
+        sub_made = describe_maker(per_interpreter_palette.get_or_init(gil, make_palette).get());
+    }
+    const void* main_value = per_interpreter_palette.get_or_init(gil, make_palette).get();
+    const std::optional<maker> main_made = maker_of(main_value);
+    if (!main_made || main_made->interpreter != 0) return result::fail("main got " + describe_maker(main_value));
+    if (Py_FinalizeEx() != 0) return result::fail("Py_FinalizeEx failed");
+    Py_Initialize();
+    next_generation();
+    const void* new_value = per_interpreter_palette.get_or_init(gilonce::gil_token::assume_held(), make_palette).get();
+    const std::optional<maker> new_made = maker_of(new_value);
+    if (!new_made || new_made->generation != 2)
+        return result::fail("after re-initialization: " + describe_maker(new_value));
+    return result::pass("the sub-interpreter got its own value (" + sub_made + "), main its own (" +
+                        describe_maker(main_value) + "), and after Py_Finalize and Py_Initialize a new "
+                        "one (" + describe_maker(new_value) + ")");
+}
+// --8<-- [end:per_interpreter_cell]
+
+// The two-GIL race of own_gil_interpreters_share_one_static_cell, on a per_interpreter_cell.
+result own_gil_interpreters_fill_their_own_per_interpreter_cell() {
+    two_gils order;
+    const void* got[2] = {nullptr, nullptr};
+    long long ids[2] = {-1, -1};
+    harness::run_in_own_gil_interpreters({
+        {"X", [&](gilonce::gil_token gil) {
+             ids[0] = harness::current_interpreter_id();
+             got[0] = per_interpreter_palette.get_or_init(gil, make_palette).get();
+             order.x_stored.set();
+         }},
+        {"Y", [&](gilonce::gil_token gil) {
+             ids[1] = harness::current_interpreter_id();
+             harness::without_gil([&] { order.x_computing.wait(); });
+             got[1] = per_interpreter_palette.get_or_init(gil, make_palette).get();
+         }},
+    });
+    for (int i = 0; i < 2; ++i) {
+        const std::optional<maker> made = maker_of(got[i]);
+        if (!made || made->interpreter != ids[i])
+            return result::fail(std::string(i == 0 ? "X" : "Y") + " was handed " + describe_maker(got[i]));
+    }
+    return result::pass("X and Y both computed (" + std::to_string(palette_runs()) +
+                        " runs, each under its own GIL), and each got its own interpreter's value");
+}
+
+}  // namespace
+
+const std::vector<harness::scenario>& scenarios() {
+    using harness::verdict;
+    const std::string own_gil = harness::own_gil_unavailable();
+    static const std::vector<harness::scenario> list{
+        {step, "static_type_outlives_its_sub_interpreter",
+         "a static lazy_type built in a sub-interpreter is handed to the main interpreter after the "
+         "sub-interpreter has ended",
+         verdict::wrong_result,
+         {"main got the StaticColor built by interpreter 1, generation 1, which had ended"},
+         static_type_outlives_its_sub_interpreter},
+        {step, "static_type_survives_reinitialization",
+         "after Py_Finalize and Py_Initialize, a static lazy_type's fast path hands the new interpreter "
+         "the finalized one's type",
+         verdict::wrong_result,
+         {"get() returned the StaticColor built by interpreter 0, generation 1", "generation now 2"},
+         static_type_survives_reinitialization},
+        {step, "own_gil_interpreters_share_one_static_cell",
+         "two own-GIL sub-interpreters, two GILs guarding one static gil_once_cell: both find it empty, "
+         "both compute, and one is handed the other interpreter's object",
+         verdict::wrong_result,
+         {"X and Y both found the cell empty and both ran its initializer (2 runs",
+          "Y (interpreter 2) was handed the object made by interpreter 1, generation 1"},
+         own_gil_interpreters_share_one_static_cell, {}, own_gil},
+        {step, "single_phase_module_refused_by_own_gil_interpreter",
+         "an own-GIL sub-interpreter refuses the single-phase module and imports the multi-phase colors",
+         verdict::finished,
+         {"ImportError: module step06_legacy does not support loading in subinterpreters",
+          "colors imported and built its Color"},
+         single_phase_module_refused_by_own_gil_interpreter, {}, own_gil},
+        {step, "module_state_gives_each_interpreter_its_own_color",
+         "with the lazy type in module state, a sub-interpreter and the main interpreter each build their "
+         "own Color, and main's outlives the sub-interpreter",
+         verdict::finished,
+         {"the sub-interpreter and main each built their own Color", "main's still works after the sub-interpreter ended"},
+         module_state_gives_each_interpreter_its_own_color},
+        {step, "module_state_rebuilds_after_reinitialization",
+         "after Py_Finalize and Py_Initialize, the new interpreter's colors module builds a new Color",
+         verdict::finished,
+         {"the new module had no Color until asked, then built a complete one"},
+         module_state_rebuilds_after_reinitialization},
+        {step, "own_gil_interpreters_build_their_own_colors_at_once",
+         "three own-GIL sub-interpreters build their Colors at the same moment, each under its own GIL, "
+         "and never see another's",
+         verdict::finished,
+         {"A, B and C were each building their own Color at the same moment", "three Colors, three REDs"},
+         own_gil_interpreters_build_their_own_colors_at_once, {}, own_gil},
+        {step, "per_interpreter_cell_gives_each_interpreter_its_own_value",
+         "a per_interpreter_cell gives a sub-interpreter and main their own values, and recomputes after "
+         "re-initialization",
+         verdict::finished,
+         {"the sub-interpreter got its own value (interpreter 1, generation 1)",
+          "main its own (interpreter 0, generation 1)", "a new one (interpreter 0, generation 2)"},
+         per_interpreter_cell_gives_each_interpreter_its_own_value},
+        {step, "own_gil_interpreters_fill_their_own_per_interpreter_cell",
+         "the two-GIL race again, on a per_interpreter_cell: each interpreter gets its own value",
+         verdict::finished,
+         {"X and Y both computed (2 runs", "each got its own interpreter's value"},
+         own_gil_interpreters_fill_their_own_per_interpreter_cell, {}, own_gil},
+    };
+    return list;
+}
+
+}  // namespace step06
