@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <gilonce/gilonce.hpp>
+#include <gilonce/per_interpreter.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <new>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -40,6 +42,10 @@ public:
     bool wait(std::chrono::seconds bound = std::chrono::seconds(10)) {
         std::unique_lock<std::mutex> lock(mutex_);
         return changed_.wait_for(lock, bound, [&] { return raised_; });
+    }
+    bool is_raised() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return raised_;
     }
 
 private:
@@ -105,19 +111,28 @@ void capsule_destroyed(PyObject*) {
 }
 
 // In the child: starts `daemon` (which must end up in wait_for_finalization_without_gil),
-// finalizes the interpreter, and reports whether the daemon thread was unwound.
-scenario_result finalize_under(void (*daemon)()) {
+// finalizes the interpreter, and reports whether the daemon thread was unwound. The daemon
+// is woken when Py_FinalizeEx clears __main__, or, with `wake_in_main` false, by whatever
+// the scenario arranged to call capsule_destroyed later in finalization (module state, the
+// interpreter's dict).
+scenario_result finalize_under(void (*daemon)(), bool wake_in_main = true) {
     std::thread thread([daemon] {
         daemon_tid = static_cast<long>(syscall(SYS_gettid));
         daemon();
     });
     if (!inside_user_code.wait()) return scenario_result::fail("the daemon thread never reached the user code");
     PyGILState_Ensure();
-    PyObject* capsule = PyCapsule_New(reinterpret_cast<void*>(1), "shutdown probe", capsule_destroyed);
-    if (capsule == nullptr || PyObject_SetAttrString(PyImport_AddModule("__main__"), "_probe", capsule) < 0)
-        return scenario_result::fail("could not install the capsule");
-    Py_DECREF(capsule);
+    if (wake_in_main) {
+        PyObject* capsule = PyCapsule_New(reinterpret_cast<void*>(1), "shutdown probe", capsule_destroyed);
+        if (capsule == nullptr || PyObject_SetAttrString(PyImport_AddModule("__main__"), "_probe", capsule) < 0)
+            return scenario_result::fail("could not install the capsule");
+        Py_DECREF(capsule);
+    }
     if (Py_FinalizeEx() != 0) return scenario_result::fail("Py_FinalizeEx failed");
+    if (!finalization_started.is_raised()) {
+        thread.detach();  // still waiting for a wake-up that never came: do not join it
+        return scenario_result::fail("Py_FinalizeEx returned without waking the daemon thread");
+    }
     if (daemon_threads_unwind) {
         thread.join();  // it ended through pthread_exit
         return scenario_result::pass("the daemon thread unwound through the user code; Py_FinalizeEx returned");
@@ -403,6 +418,220 @@ TEST_CASE("shutdown: a cell in module state releases its value when Py_FinalizeE
     INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
     CHECK(out.observed == harness::verdict::finished);
     CHECK(out.detail == "released during Py_FinalizeEx, with the GIL");
+}
+
+namespace {
+
+// ---- per_interpreter_cell at finalization ------------------------------------------------
+// Py_FinalizeEx clears the interpreter's dict, and with it the per-interpreter table: every
+// entry is destroyed, the one whose cell the daemon thread is filling too. A value kept in
+// that table wakes the daemon from its destructor, so the daemon acts while the table goes.
+
+struct wakes_the_daemon {
+    static inline bool released_with_gil = false;
+    bool armed = true;
+    wakes_the_daemon() = default;
+    wakes_the_daemon(wakes_the_daemon&& other) noexcept : armed(std::exchange(other.armed, false)) {}
+    ~wakes_the_daemon() {
+        if (!armed) return;
+        released_with_gil = gilonce::detail::this_thread_holds_the_gil();
+        capsule_destroyed(nullptr);  // wakes the daemon; returns once it is unwound (or parked)
+    }
+};
+gilonce::per_interpreter_cell<wakes_the_daemon> table_waker{"shutdown table waker"};
+gilonce::per_interpreter_cell<gilonce::py_ref> filled_at_finalization{"filled at finalization"};
+
+}  // namespace
+
+TEST_CASE("shutdown: a daemon thread inside a per_interpreter_cell initializer while Py_FinalizeEx destroys the interpreter's table") {
+    auto out = harness::run_in_child([] {
+        PyGILState_STATE state = PyGILState_Ensure();
+        (void)table_waker.get_or_init(gilonce::gil_token::assume_held(), [] { return wakes_the_daemon(); });
+        PyGILState_Release(state);
+        scenario_result result = finalize_under([] {
+            gilonce::gil_acquire gil;
+            (void)filled_at_finalization.get_or_init(gil.token(), [] {
+                wait_for_finalization_without_gil();
+                return gilonce::py_ref::steal(PyList_New(0));
+            });
+        }, /*wake_in_main=*/false);
+        if (!result.ok) return result;
+        if (!wakes_the_daemon::released_with_gil)
+            return scenario_result::fail("the interpreter's table was not released with the GIL held");
+        // Nothing of the ended computation is left over: a new interpreter computes its own.
+        Py_Initialize();
+        const gilonce::py_ref* again = filled_at_finalization.get_or_try_init(gilonce::gil_token::assume_held(), [] {
+            return std::optional<gilonce::py_ref>(gilonce::py_ref::steal(PyUnicode_FromString("recomputed")));
+        });
+        if (again == nullptr || PyUnicode_CompareWithASCIIString(again->get(), "recomputed") != 0) {
+            PyErr_Print();
+            return scenario_result::fail("the re-initialized interpreter did not compute its own value");
+        }
+        return scenario_result::pass(result.detail + "; the table went with the daemon's entry in it; "
+                                     "the next interpreter computed its own value");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail.find("; the table went with the daemon's entry in it; the next interpreter computed its own value") !=
+          std::string::npos);
+}
+
+namespace {
+
+// ---- a module-state lazy_type at finalization ----------------------------------------------
+// The daemon thread is in stage 2 (a factory, GIL released) of the module's Color when
+// Py_FinalizeEx collects the module (module -> state -> Color -> module, a cycle): m_clear
+// wakes it there, then clears the type; m_free destroys the lazy_type.
+
+struct finalizing_state {
+    bool constructed;  // false until exec ran: the state memory starts zeroed
+    gilonce::lazy_type color;
+};
+PyType_Spec finalizing_color_spec = {"shutdown_color.Color", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, plain_slots};
+PyObject* finalizing_module = nullptr;  // borrowed: sys.modules owns it
+PyObject* computed_first = nullptr;     // FIRST's value; the test keeps a reference of its own
+bool cleared_before_finalization = false;
+bool cleared_while_finalizing = false;
+bool freed_state = false;
+bool freed_with_gil = false;
+
+bool interpreter_is_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing() != 0;
+#else
+    return _Py_IsFinalizing() != 0;
+#endif
+}
+
+finalizing_state* finalizing_state_of(PyObject* module) {
+    auto* state = static_cast<finalizing_state*>(PyModule_GetState(module));
+    return state != nullptr && state->constructed ? state : nullptr;
+}
+
+int finalizing_exec(PyObject* module) {
+    auto* state = static_cast<finalizing_state*>(PyModule_GetState(module));
+    ::new (&state->color) gilonce::lazy_type(&finalizing_color_spec, {
+        {"FIRST", [](gilonce::gil_token) {
+             computed_first = PyList_New(0);
+             return Py_NewRef(computed_first);
+         }},
+        {"SLOW", [](gilonce::gil_token) -> PyObject* {
+             wait_for_finalization_without_gil();
+             return PyLong_FromLong(2);
+         }},
+    }, {}, true, module);
+    state->constructed = true;
+    return 0;
+}
+
+int finalizing_traverse(PyObject* module, visitproc visit, void* arg) {
+    finalizing_state* state = finalizing_state_of(module);
+    return state != nullptr ? state->color.traverse(visit, arg) : 0;
+}
+
+int finalizing_clear(PyObject* module) {
+    finalizing_state* state = finalizing_state_of(module);
+    if (state == nullptr) return 0;
+    if (!finalization_started.is_raised()) {
+        if (!interpreter_is_finalizing()) {
+            cleared_before_finalization = true;  // the daemon is still in get: leave the type alone
+            return 0;
+        }
+        cleared_while_finalizing = true;
+        capsule_destroyed(nullptr);  // wakes the daemon, in get; returns once it is unwound (or parked)
+    }
+    state->color.clear(gilonce::gil_token::assume_held(), gilonce::invalidates_references);
+    return 0;
+}
+
+void finalizing_free(void* module) {
+    finalizing_clear(static_cast<PyObject*>(module));
+    if (finalizing_state* state = finalizing_state_of(static_cast<PyObject*>(module))) {
+        freed_with_gil = gilonce::detail::this_thread_holds_the_gil();
+        state->color.~lazy_type();
+        state->constructed = false;
+        freed_state = true;
+    }
+}
+
+PyModuleDef_Slot finalizing_slots[] = {{Py_mod_exec, reinterpret_cast<void*>(finalizing_exec)}, {0, nullptr}};
+PyModuleDef finalizing_def = {PyModuleDef_HEAD_INIT, "shutdown_color", nullptr, sizeof(finalizing_state), nullptr,
+                              finalizing_slots, finalizing_traverse, finalizing_clear, finalizing_free};
+
+// Requires: the GIL is held. Makes the module (multi-phase, as an import would) and puts it
+// in sys.modules, its only owner; `finalizing_module` borrows it.
+bool install_finalizing_module() {
+    PyObject* machinery = PyImport_ImportModule("importlib.machinery");
+    PyObject* spec = machinery ? PyObject_CallMethod(machinery, "ModuleSpec", "sO", "shutdown_color", Py_None) : nullptr;
+    Py_XDECREF(machinery);
+    PyObject* module = spec ? PyModule_FromDefAndSpec(&finalizing_def, spec) : nullptr;
+    Py_XDECREF(spec);
+    if (module == nullptr || PyModule_ExecDef(module, &finalizing_def) != 0 ||
+        PyDict_SetItemString(PyImport_GetModuleDict(), "shutdown_color", module) < 0) {
+        PyErr_Print();
+        Py_XDECREF(module);
+        return false;
+    }
+    finalizing_module = module;
+    Py_DECREF(module);
+    return true;
+}
+
+// The daemon: asks for the module's Color. With `hold_module`, it owns a reference to the
+// module for the call, as a Python-level call in progress does (never released: the thread
+// never returns from the call).
+template <bool hold_module>
+void ask_for_module_color() {
+    gilonce::gil_acquire gil;
+    if (hold_module) Py_INCREF(finalizing_module);
+    (void)finalizing_state_of(finalizing_module)->color.get(gil.token());
+}
+
+}  // namespace
+
+TEST_CASE("shutdown: a daemon thread in a module-state lazy_type's stage 2 while Py_FinalizeEx runs m_clear and m_free") {
+    auto out = harness::run_in_child([] {
+        PyGILState_STATE state = PyGILState_Ensure();
+        const bool installed = install_finalizing_module();
+        PyGILState_Release(state);
+        if (!installed) return scenario_result::fail("could not make the module");
+        scenario_result result = finalize_under(ask_for_module_color<false>, /*wake_in_main=*/false);
+        std::fprintf(stderr, "m_clear before finalization %d, while finalizing %d; m_free ran %d (with the GIL %d)\n",
+                     cleared_before_finalization, cleared_while_finalizing, freed_state, freed_with_gil);
+        if (!result.ok) return result;
+        if (!cleared_while_finalizing || !freed_state || !freed_with_gil)
+            return scenario_result::fail("m_clear and m_free did not both run, with the GIL, while finalizing");
+        if (Py_REFCNT(computed_first) != 2)
+            return scenario_result::fail("FIRST's value was decref'd after the thread was torn down: refcount " +
+                                         std::to_string(Py_REFCNT(computed_first)));
+        return scenario_result::pass(result.detail + "; m_clear and m_free ran with the daemon in get; "
+                                     "its computed attribute leaked, not released");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail.find("; m_clear and m_free ran with the daemon in get; its computed attribute leaked, not released") !=
+          std::string::npos);
+}
+
+TEST_CASE("shutdown: a daemon thread that holds the module inside its lazy_type's stage 2 keeps the module state alive") {
+    // As a call from Python would: the thread's reference is never released (its frames are
+    // abandoned), so the module and its state are leaked, never cleared under the thread.
+    auto out = harness::run_in_child([] {
+        PyGILState_STATE state = PyGILState_Ensure();
+        const bool installed = install_finalizing_module();
+        PyGILState_Release(state);
+        if (!installed) return scenario_result::fail("could not make the module");
+        scenario_result result = finalize_under(ask_for_module_color<true>);
+        std::fprintf(stderr, "m_clear before finalization %d, while finalizing %d; m_free ran %d\n",
+                     cleared_before_finalization, cleared_while_finalizing, freed_state);
+        if (!result.ok) return result;
+        if (cleared_before_finalization || cleared_while_finalizing || freed_state)
+            return scenario_result::fail("the module state was cleared although the daemon thread holds the module");
+        return scenario_result::pass(result.detail + "; the module and its state leaked with the thread's reference");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail.find("; the module and its state leaked with the thread's reference") != std::string::npos);
 }
 
 #ifndef NDEBUG

@@ -59,6 +59,32 @@ class LazyType:
         return capi.lazy_type_is_complete(self.index)
 
 
+class PerInterpreterCell:
+    """A per_interpreter_cell<py_ref> of the C API probe, used through get_or_try_init."""
+
+    def __init__(self, name):
+        self.index = capi.new_per_interpreter_cell(name)
+
+    def get_or_init(self, init):
+        return capi.per_interpreter_get_or_init(self.index, init)
+
+    def get(self):
+        return capi.per_interpreter_get(self.index)
+
+
+class StateColor:
+    """A lazy_type in a module object's state, made with its module (PEP 489/630)."""
+
+    def __init__(self, attributes, hook):
+        self.module = capi.new_state_module(attributes, hook)
+
+    def get(self):
+        return capi.state_module_color(self.module)
+
+    def is_complete(self):
+        return capi.state_module_color_is_complete(self.module)
+
+
 def pause(value):
     """An initializer that switches back to its parent greenlet, then returns `value`."""
     def init():
@@ -131,6 +157,57 @@ def scenario_lazy_type_other_greenlet_never_gets_the_incomplete_type():
     assert seen["g1"] is t2 and g1.dead
 
 
+def scenario_per_interpreter_cell_second_greenlet_and_any_finishing_order(first_to_finish):
+    cell = PerInterpreterCell("greenlet per-interpreter cell")
+    g1, r1 = start(cell.get_or_init, pause("one"))      # inside its initializer, switched away
+    g2, r2 = start(cell.get_or_init, pause("two"))      # a second caller, not a recursion
+    assert r1 == [] and r2 == [] and cell.get() is None
+    order = [g1, g2] if first_to_finish == "first" else [g2, g1]
+    for g in order:
+        g.switch()
+    winner = "one" if first_to_finish == "first" else "two"
+    assert r1 == [("value", winner)] and r2 == [("value", winner)]
+    assert cell.get() == winner
+    # A real recursion in one greenlet is still an error naming the cell.
+    other = PerInterpreterCell("per-interpreter after greenlets")
+
+    def recurse():
+        greenlet.getcurrent().parent.switch()
+        return other.get_or_init(lambda: "never")
+
+    g3, r3 = start(other.get_or_init, recurse)
+    g3.switch()
+    assert r3[0][0] == "error"
+    assert "'per-interpreter after greenlets': re-entrant initialization" in str(r3[0][1])
+    assert other.get() is None and other.get_or_init(lambda: "fine") == "fine"
+
+
+def scenario_state_color_other_greenlet_never_gets_the_incomplete_type(first_to_finish):
+    def hook(name, early):
+        me = greenlet.getcurrent()
+        if me is g1 and name == "RED":
+            me.parent.switch()  # G1 is computing: another greenlet now asks for the same type
+        return early()
+
+    color = StateColor(["RED", "GREEN"], hook)
+    seen = {}
+    g1 = greenlet.greenlet(lambda: seen.setdefault("g1", (color.get(), color.is_complete())))
+    g1.switch()
+    assert not color.is_complete() and "g1" not in seen
+    g2 = greenlet.greenlet(lambda: seen.setdefault("g2", (color.get(), color.is_complete())))
+    if first_to_finish == "first":
+        g1.switch()  # G1 publishes first; G2 then finds the complete type
+        g2.switch()
+    else:
+        g2.switch()  # G2 computes its own attributes and publishes; G1 finishes after
+        g1.switch()
+    (t1, complete1), (t2, complete2) = seen["g1"], seen["g2"]
+    assert complete1 and complete2, "a greenlet got the type before its class attributes"
+    assert t1 is t2 and isinstance(t2.RED, t2) and isinstance(t2.GREEN, t2)
+    assert g1.dead and g2.dead
+    assert t2.__module__ == "greenletstate"
+
+
 SCENARIOS = {
     "second greenlet, first finishes first":
         lambda: scenario_second_greenlet_is_not_reentrant_and_any_finishing_order_works("first"),
@@ -139,6 +216,14 @@ SCENARIOS = {
     "recursion inside one greenlet": scenario_recursion_inside_one_greenlet_is_still_an_error,
     "greenlet killed inside an initializer": scenario_greenlet_killed_inside_an_initializer_leaves_the_cell_usable,
     "lazy_type in another greenlet": scenario_lazy_type_other_greenlet_never_gets_the_incomplete_type,
+    "per_interpreter_cell, first finishes first":
+        lambda: scenario_per_interpreter_cell_second_greenlet_and_any_finishing_order("first"),
+    "per_interpreter_cell, second finishes first":
+        lambda: scenario_per_interpreter_cell_second_greenlet_and_any_finishing_order("second"),
+    "module-state Color in another greenlet, computing one finishes first":
+        lambda: scenario_state_color_other_greenlet_never_gets_the_incomplete_type("first"),
+    "module-state Color in another greenlet, asking one finishes first":
+        lambda: scenario_state_color_other_greenlet_never_gets_the_incomplete_type("second"),
 }
 
 

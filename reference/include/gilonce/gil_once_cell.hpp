@@ -240,6 +240,7 @@ private:
             if (const char* utf8 = PyUnicode_AsUTF8(text)) why = utf8;
             Py_DECREF(text);
         }
+        if (why.empty() && type != nullptr) why = reinterpret_cast<PyTypeObject*>(type)->tp_name;  // MemoryError()'s text is ""
         PyErr_Clear();
         Py_XDECREF(type);
         Py_XDECREF(value);

@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <new>
 #include <utility>
 
 namespace gilonce {
@@ -53,10 +54,12 @@ public:
     ~live_computations() {
         while (head_ != nullptr) delete std::exchange(head_, head_->next);
     }
-    /// A new computation, now live. Requires: the GIL is held. Throws std::bad_alloc.
-    node* begin() {
-        head_ = new node{computation_counter.fetch_add(1, std::memory_order_relaxed) + 1, head_};
-        return head_;
+    /// A new computation, now live; null when out of memory. Requires: the GIL is held.
+    /// (Not std::bad_alloc: the cells' C API flavour reports every failure as a Python error.)
+    node* begin() noexcept {
+        node* fresh = new (std::nothrow) node{computation_counter.fetch_add(1, std::memory_order_relaxed) + 1, head_};
+        if (fresh != nullptr) head_ = fresh;
+        return fresh;
     }
     /// Ends `computation` (from `begin`). Requires: the GIL is held.
     void end(node* computation) noexcept {
@@ -147,6 +150,11 @@ public:
         PyObject* outer = nullptr;
         if (PyContextVar_Get(var, nullptr, &outer) < 0) return;
         computation_ = live_.begin();
+        if (computation_ == nullptr) {
+            Py_XDECREF(outer);
+            PyErr_NoMemory();
+            return;
+        }
         PyObject* entry = Py_BuildValue("(KKK)", static_cast<unsigned long long>(reinterpret_cast<std::uintptr_t>(what)),
                                         static_cast<unsigned long long>(computation_tag()),
                                         static_cast<unsigned long long>(computation_->serial));
