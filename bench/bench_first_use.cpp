@@ -19,12 +19,13 @@
 #include <pybind11/gil_safe_call_once.h>
 
 #include <cxxabi.h>
-#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <string>
 #include <vector>
+
+#include "pybind11_storage.hpp"
 
 namespace py = pybind11;
 
@@ -40,25 +41,6 @@ struct fresh {
     template <class... Args>
     T& make(Args&&... args) { return *::new (bytes) T(std::forward<Args>(args)...); }
 };
-
-// Ends one fresh pybind11 storage's life, with its value. pybind11 never destroys the value
-// itself (a static lives forever), so the loop does; but with subinterpreter support
-// (pybind11 3 on CPython 3.12+) the value lives in the interpreter's state dict, keyed by
-// the storage's address, and only removing that entry destroys it and lets the next
-// storage built at the same address start empty (otherwise it finds the old entry: no
-// first use, and the loop would destroy the same value again).
-void end_pybind11_storage(py::gil_safe_call_once_and_store<py::object>& once, py::object& stored) {
-#ifdef PYBIND11_CALL_ONCE_STORAGE_KEY_PREFIX
-    const std::string key =
-        PYBIND11_CALL_ONCE_STORAGE_KEY_PREFIX + std::to_string(reinterpret_cast<std::uintptr_t>(&once));
-    if (PyDict_DelItemString(PyInterpreterState_GetDict(PyInterpreterState_Get()), key.c_str()) < 0)
-        PyErr_Clear();
-    (void)stored;
-#else
-    std::destroy_at(&stored);
-#endif
-    std::destroy_at(&once);
-}
 
 // ---- warm first use ---------------------------------------------------------------------
 

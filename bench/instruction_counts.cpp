@@ -12,7 +12,6 @@
 
 #include <cxxabi.h>
 
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +21,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "pybind11_storage.hpp"
 
 namespace py = pybind11;
 
@@ -73,9 +74,17 @@ GILONCE_READ read_gil_once_cell_get_or_try_init() {
                                 []() -> std::optional<py::object> { return make_value(); });
 }
 
+// Counted before the interpreter joins the census: the checked path (the interpreter that
+// filled it, found in the fast record).
 gilonce::per_interpreter_cell<py::object> per_interpreter{"counted per-interpreter value"};
 GILONCE_READ read_per_interpreter_cell_get_or_init() {
     return &per_interpreter.get_or_init(gilonce::gil_token::assume_held(), make_value);
+}
+
+// Counted after main has called gilonce::join_interpreter, the only interpreter to: the sole slot.
+gilonce::per_interpreter_cell<py::object> joined_per_interpreter{"counted joined per-interpreter value"};
+GILONCE_READ read_per_interpreter_cell_joined() {
+    return &joined_per_interpreter.get_or_init(gilonce::gil_token::assume_held(), make_value);
 }
 
 GILONCE_READ read_lazy_type_get() { return counted_type.get(gilonce::gil_token::assume_held()); }
@@ -108,9 +117,12 @@ struct peer {
     const void* (*first_call)();
     void (*inlined)(long);
     void (*through_call)(long);
+    bool joined = false;  // counted after join_interpreter (which turns the census on for every cell)
 };
 
 #define GILONCE_PEER(name) {#name, opaque<read_##name>, loop_inlined<read_##name>, loop_opaque<read_##name>}
+#define GILONCE_JOINED_PEER(name) \
+    {#name, opaque<read_##name>, loop_inlined<read_##name>, loop_opaque<read_##name>, true}
 const peer peers[] = {
     GILONCE_PEER(nothing),
     GILONCE_PEER(plain_global),
@@ -122,6 +134,7 @@ const peer peers[] = {
     GILONCE_PEER(gil_once_cell_get_or_try_init),
     GILONCE_PEER(lazy_type_get),
     GILONCE_PEER(per_interpreter_cell_get_or_init),
+    GILONCE_JOINED_PEER(per_interpreter_cell_joined),
 };
 
 // One dump per loop: callgrind collects only between the two toggles.
@@ -177,25 +190,6 @@ __attribute__((noinline, noipa)) void first_use_std_call_once(long calls) {
         asm volatile("" : : "r"(made) : "memory");
         std::destroy_at(made);
     }
-}
-
-// Ends one fresh pybind11 storage's life, with its value. pybind11 never destroys the value
-// itself (a static lives forever), so the loop does; but with subinterpreter support
-// (pybind11 3 on CPython 3.12+) the value lives in the interpreter's state dict, keyed by
-// the storage's address, and only removing that entry destroys it and lets the next
-// storage built at the same address start empty (otherwise it finds the old entry: no
-// first use, and the loop would destroy the same value again).
-void end_pybind11_storage(py::gil_safe_call_once_and_store<py::object>& once, py::object& stored) {
-#ifdef PYBIND11_CALL_ONCE_STORAGE_KEY_PREFIX
-    const std::string key =
-        PYBIND11_CALL_ONCE_STORAGE_KEY_PREFIX + std::to_string(reinterpret_cast<std::uintptr_t>(&once));
-    if (PyDict_DelItemString(PyInterpreterState_GetDict(PyInterpreterState_Get()), key.c_str()) < 0)
-        PyErr_Clear();
-    (void)stored;
-#else
-    std::destroy_at(&stored);
-#endif
-    std::destroy_at(&once);
 }
 
 __attribute__((noinline, noipa)) void first_use_pybind11_call_once_and_store(long calls) {
@@ -282,21 +276,29 @@ int main(int argc, char** argv) {
     py::scoped_interpreter interpreter;  // this thread holds the GIL throughout
     floor_value = new py::object(make_value());
     cell.get_or_init(gilonce::gil_token::assume_held(), make_value);  // get does not fill it
-    // Every peer takes its slow path once here; only the fast path is counted.
-    for (const peer& p : peers) {
-        if (p.first_call() == nullptr) {
-            std::fprintf(stderr, "%s: the peer %s has no value after its first call\n", argv[0], p.name);
-            return 1;
-        }
-    }
     if (!RUNNING_ON_VALGRIND) {
         std::fprintf(stderr, "%s: not under valgrind: nothing counted (use bench/instruction_counts.py)\n", argv[0]);
         return 3;
     }
-    for (const peer& p : peers) {
-        for (long n : {calls, 2 * calls}) {
-            count(p.name, "inlined", p.inlined, n);
-            count(p.name, "opaque", p.through_call, n);
+    // Every peer takes its slow path once, then only the fast path is counted: first the
+    // peers without a census, then, main joined, the joined ones.
+    for (bool joined : {false, true}) {
+        if (joined && gilonce::join_interpreter(gilonce::gil_token::assume_held()) != 0) {
+            PyErr_Print();
+            return 1;
+        }
+        for (const peer& p : peers) {
+            if (p.joined == joined && p.first_call() == nullptr) {
+                std::fprintf(stderr, "%s: the peer %s has no value after its first call\n", argv[0], p.name);
+                return 1;
+            }
+        }
+        for (const peer& p : peers) {
+            if (p.joined != joined) continue;
+            for (long n : {calls, 2 * calls}) {
+                count(p.name, "inlined", p.inlined, n);
+                count(p.name, "opaque", p.through_call, n);
+            }
         }
     }
     for (const first_use_peer& p : first_use_peers) {

@@ -22,7 +22,8 @@ import tempfile
 
 PEERS = ["nothing", "plain_global", "function_local_static", "std_call_once",
          "pybind11_call_once_and_store", "gil_once_cell_get", "gil_once_cell_get_or_init",
-         "gil_once_cell_get_or_try_init", "lazy_type_get", "per_interpreter_cell_get_or_init"]
+         "gil_once_cell_get_or_try_init", "lazy_type_get", "per_interpreter_cell_get_or_init",
+         "per_interpreter_cell_joined"]
 WAYS = ["inlined", "opaque"]
 KINDS = ["lazy", "eager"]
 FIRST_USE = {"gil_once_cell": "`gilonce::gil_once_cell`: a fresh cell, `get_or_init`, destroyed",
@@ -35,12 +36,13 @@ WHAT = {
     "plain_global": "a plain global pointer: no laziness at all",
     "function_local_static": "a function-local `static` (the compiler's guard variable)",
     "std_call_once": "`std::call_once` (libstdc++: a TLS callable, then `pthread_once`)",
-    "pybind11_call_once_and_store": "pybind11 3.1 `gil_safe_call_once_and_store` (Python 3.11 path)",
+    "pybind11_call_once_and_store": "pybind11 3.1 `gil_safe_call_once_and_store` (on Python 3.12+: its per-interpreter path)",
     "gil_once_cell_get": "`gilonce::gil_once_cell::get`",
     "gil_once_cell_get_or_init": "`gilonce::gil_once_cell::get_or_init`",
     "gil_once_cell_get_or_try_init": "`gilonce::gil_once_cell::get_or_try_init`",
     "lazy_type_get": "`gilonce::lazy_type::get`",
-    "per_interpreter_cell_get_or_init": "`gilonce::per_interpreter_cell::get_or_init` (the filling interpreter)",
+    "per_interpreter_cell_get_or_init": "`gilonce::per_interpreter_cell::get_or_init`, checked (the filling interpreter; no census)",
+    "per_interpreter_cell_joined": "`gilonce::per_interpreter_cell::get_or_init`, sole slot (one interpreter joined the census)",
 }
 
 

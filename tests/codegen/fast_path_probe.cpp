@@ -1,8 +1,13 @@
-// The fast paths of gil_once_cell (get, get_or_init, get_or_try_init) and lazy_type::get,
-// compiled on their own at -O2 so that check_fast_path.py can read their machine code and
-// hold the contract stated at the declaration: on a full cell, a load and a branch; no lock,
-// no atomic read-modify-write, no thread-local (thread-id) access, no call. Two peers, a
-// plain global read and a function-local static, are compiled alongside for comparison.
+// The fast paths of gil_once_cell (get, get_or_init, get_or_try_init), lazy_type::get and
+// per_interpreter_cell's sole slot, compiled on their own at -O2 so that check_fast_path.py
+// can read their machine code and hold the contract stated at the declaration: on a full
+// cell, a load and a branch; no lock, no atomic read-modify-write, no thread-local
+// (thread-id) access, no call. Two peers, a plain global read and a function-local static,
+// are compiled alongside for comparison. Compiled as a release build: a debug build's
+// per_interpreter_cell checks the current interpreter on the sole path (a call), on purpose.
+#ifndef NDEBUG
+#define NDEBUG
+#endif
 #include <gilonce/gil_once_cell.hpp>
 
 using probe_cell = gilonce::gil_once_cell<PyObject*>;
@@ -27,6 +32,14 @@ extern "C" PyObject* const* gilonce_get_or_try_init_probe(probe_cell& cell, gilo
 
 extern "C" PyTypeObject* gilonce_lazy_type_fast_path_probe(gilonce::lazy_type& type, gilonce::gil_token gil) {
     return type.get(gil);
+}
+
+#include <gilonce/per_interpreter.hpp>
+
+// The sole slot: the path once one interpreter has joined the census and filled the value.
+extern "C" PyObject* const* gilonce_per_interpreter_sole_probe(gilonce::per_interpreter_cell<PyObject*>& cell,
+                                                               gilonce::gil_token gil) {
+    return &cell.get_or_init(gil, make_value);
 }
 
 // ---- peers: what the fast paths are compared with ------------------------------------

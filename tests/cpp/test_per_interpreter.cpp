@@ -1,13 +1,16 @@
 // per_interpreter_cell, the form for state that must stay a C++ static, against the naive
 // `static gil_once_cell` in the two situations it gets wrong: a sub-interpreter, and
-// Py_Finalize followed by Py_Initialize. The value records which interpreter computed it
-// (its id and a generation), so a value handed to the wrong interpreter is seen, not
-// guessed. Each case runs in a forked child (it makes interpreters and finalizes them).
+// Py_Finalize followed by Py_Initialize; then the census (join_interpreter), whose sole slot
+// lets one joined interpreter read with one load, in the same situations, without a census,
+// and misused. The value records which interpreter computed it (its id and a generation),
+// so a value handed to the wrong interpreter is seen, not guessed. Each case runs in a
+// forked child (it makes interpreters and finalizes them).
 #include <catch2/catch.hpp>
 
 #include <gilonce/gilonce.hpp>
 #include <gilonce/per_interpreter.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <string>
 
@@ -105,4 +108,221 @@ TEST_CASE("per-interpreter: after Py_Finalize and Py_Initialize the value is com
     INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
     CHECK(out.observed == harness::verdict::finished);
     CHECK(out.detail == "static: the old interpreter's value; per-interpreter: recomputed");
+}
+
+// ---- the census: join_interpreter and the sole slot ----------------------------------------
+// Which read path a cell takes is seen through detail::sole_value (what its sole slot holds),
+// and by behaviour: an interpreter that did not join, reading while another is the sole one,
+// gets that one's value (release) or is stopped (debug).
+
+namespace {
+
+gilonce::per_interpreter_cell<made_by> joined_cell{"joined"};
+
+std::string sole_of(const gilonce::per_interpreter_cell<made_by>& cell) {
+    const made_by* v = gilonce::detail::sole_value(cell);
+    return v != nullptr ? describe(*v) : std::string("empty");
+}
+
+}  // namespace
+
+TEST_CASE("census: one joined interpreter reads its value from the sole slot") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        auto gil = gilonce::gil_token::assume_held();
+        if (gilonce::join_interpreter(gil) != 0) return scenario_result::fail("join_interpreter failed");
+        if (gilonce::join_interpreter(gil) != 0) return scenario_result::fail("a second join failed");
+        const int joined = gilonce::detail::joined_interpreters();
+        const std::string before = sole_of(joined_cell);
+        const made_by& first = joined_cell.get_or_init(gil, this_interpreter);  // fills, sets the sole slot
+        const made_by* sole = gilonce::detail::sole_value(joined_cell);
+        const made_by& again = joined_cell.get_or_init(gil, this_interpreter);
+        const made_by* got = joined_cell.get(gil);
+        std::fprintf(stderr, "joined twice: census counts %d; sole slot before the first read: %s, after: %s; "
+                     "reads: %s, same %d %d\n", joined, before.c_str(), sole_of(joined_cell).c_str(),
+                     describe(first).c_str(), &again == &first, got == &first);
+        if (joined != 1) return scenario_result::fail("a second join of the same interpreter counted again");
+        if (sole != &first) return scenario_result::fail("the sole slot does not hold the joined interpreter's value");
+        if (&again != &first || got != &first) return scenario_result::fail("a read from the sole slot gave another value");
+        return scenario_result::pass("counted once; the sole slot holds its value");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "counted once; the sole slot holds its value");
+}
+
+TEST_CASE("census: a sub-interpreter that joins turns the sole slot off, and when it ends main gets it back") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        PyThreadState* main_state = PyThreadState_Get();
+        auto gil = gilonce::gil_token::assume_held();
+        if (gilonce::join_interpreter(gil) != 0) return scenario_result::fail("join_interpreter failed");
+        const made_by& main_value = joined_cell.get_or_init(gil, this_interpreter);
+        const bool sole_before = gilonce::detail::sole_value(joined_cell) == &main_value;
+        PyThreadState* sub = Py_NewInterpreter();
+        if (sub == nullptr) return scenario_result::fail("Py_NewInterpreter failed");
+        if (gilonce::join_interpreter(gil) != 0) return scenario_result::fail("the sub-interpreter's join failed");
+        const int joined_with_sub = gilonce::detail::joined_interpreters();
+        const std::string sole_with_sub = sole_of(joined_cell);
+        const made_by& sub_value = joined_cell.get_or_init(gil, this_interpreter);
+        const made_by& sub_again = joined_cell.get_or_init(gil, this_interpreter);
+        const long long sub_id = sub_value.interpreter_id;
+        PyThreadState_Swap(main_state);
+        const made_by& main_while_sub = joined_cell.get_or_init(gil, this_interpreter);
+        const std::string sole_after_main_read = sole_of(joined_cell);
+        PyThreadState_Swap(sub);
+        const long alive_with_sub = values_alive;
+        Py_EndInterpreter(sub);
+        PyThreadState_Swap(main_state);
+        const long alive_after_sub = values_alive;
+        const int joined_after_sub = gilonce::detail::joined_interpreters();
+        const made_by* sole_after_sub = gilonce::detail::sole_value(joined_cell);
+        const made_by& main_after_sub = joined_cell.get_or_init(gil, this_interpreter);
+        std::fprintf(stderr, "main: %s, sole slot %d; sub-interpreter %lld joined: census %d, sole slot %s; sub reads "
+                     "%s (again same %d); main reads %s, sole slot %s; sub ended: census %d, sole slot %s, main reads %s; "
+                     "values alive with the sub %ld, after %ld\n",
+                     describe(main_value).c_str(), sole_before, sub_id, joined_with_sub, sole_with_sub.c_str(),
+                     describe(sub_value).c_str(), &sub_again == &sub_value, describe(main_while_sub).c_str(),
+                     sole_after_main_read.c_str(), joined_after_sub, sole_of(joined_cell).c_str(),
+                     describe(main_after_sub).c_str(), alive_with_sub, alive_after_sub);
+        if (!sole_before) return scenario_result::fail("one joined interpreter did not use the sole slot");
+        if (joined_with_sub != 2 || sole_with_sub != "empty")
+            return scenario_result::fail("the sub-interpreter's join left the sole slot set");
+        if (sub_id == 0 || &sub_again != &sub_value) return scenario_result::fail("the sub-interpreter got main's value");
+        if (&main_while_sub != &main_value) return scenario_result::fail("main lost its value while the sub was joined");
+        if (sole_after_main_read != "empty") return scenario_result::fail("a read set the sole slot with two joined");
+        if (alive_after_sub != alive_with_sub - 1) return scenario_result::fail("the sub's value was not released");
+        if (joined_after_sub != 1) return scenario_result::fail("the census still counts the ended sub-interpreter");
+        if (sole_after_sub != &main_value || &main_after_sub != &main_value)
+            return scenario_result::fail("after the sub ended, main's sole slot is not its own value");
+        return scenario_result::pass("sub joined: checked reads, each its own; sub ended: main's sole slot back");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "sub joined: checked reads, each its own; sub ended: main's sole slot back");
+}
+
+TEST_CASE("census: the sub-interpreter fills first and ends, main refills the sole slot with its own value") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        PyThreadState* main_state = PyThreadState_Get();
+        auto gil = gilonce::gil_token::assume_held();
+        if (gilonce::join_interpreter(gil) != 0) return scenario_result::fail("join_interpreter failed");
+        PyThreadState* sub = Py_NewInterpreter();
+        if (sub == nullptr) return scenario_result::fail("Py_NewInterpreter failed");
+        if (gilonce::join_interpreter(gil) != 0) return scenario_result::fail("the sub-interpreter's join failed");
+        const long long sub_id = joined_cell.get_or_init(gil, this_interpreter).interpreter_id;  // the fast slot is the sub's
+        PyThreadState_Swap(main_state);
+        const made_by& main_value = joined_cell.get_or_init(gil, this_interpreter);
+        PyThreadState_Swap(sub);
+        Py_EndInterpreter(sub);
+        PyThreadState_Swap(main_state);
+        const std::string sole_after_end = sole_of(joined_cell);
+        const made_by& main_again = joined_cell.get_or_init(gil, this_interpreter);  // slow path: sets the sole slot
+        const made_by* sole = gilonce::detail::sole_value(joined_cell);
+        std::fprintf(stderr, "sub %lld filled first; main: %s; after the sub ended: sole slot %s, main reads %s, sole slot %s\n",
+                     sub_id, describe(main_value).c_str(), sole_after_end.c_str(), describe(main_again).c_str(),
+                     sole_of(joined_cell).c_str());
+        if (main_value.interpreter_id != 0 || &main_again != &main_value)
+            return scenario_result::fail("main got another interpreter's value");
+        if (sole_after_end != "empty") return scenario_result::fail("the sole slot was set from the ended sub's fast slot");
+        if (sole != &main_value) return scenario_result::fail("main's next read did not set the sole slot");
+        return scenario_result::pass("main: its own value, then the sole slot");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "main: its own value, then the sole slot");
+}
+
+TEST_CASE("census: after Py_Finalize and Py_Initialize the new interpreter joins again and computes its own value") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        auto gil = gilonce::gil_token::assume_held();
+        if (gilonce::join_interpreter(gil) != 0) return scenario_result::fail("join_interpreter failed");
+        const made_by& old_value = joined_cell.get_or_init(gil, this_interpreter);
+        const bool old_sole = gilonce::detail::sole_value(joined_cell) == &old_value;
+        const long alive_before = values_alive;
+        if (Py_FinalizeEx() != 0) return scenario_result::fail("Py_FinalizeEx failed");
+        const long alive_after_finalize = values_alive;
+        const int joined_after_finalize = gilonce::detail::joined_interpreters();
+        const std::string sole_after_finalize = sole_of(joined_cell);
+        ++generation;
+        Py_Initialize();
+        gil = gilonce::gil_token::assume_held();
+        if (gilonce::join_interpreter(gil) != 0) return scenario_result::fail("the new interpreter's join failed");
+        const made_by& fresh = joined_cell.get_or_init(gil, this_interpreter);
+        const made_by& again = joined_cell.get_or_init(gil, this_interpreter);
+        std::fprintf(stderr, "old value in the sole slot %d; after Py_Finalize: census %d, sole slot %s, values alive %ld "
+                     "(before %ld); re-initialized, joined: reads %s, sole slot %s\n",
+                     old_sole, joined_after_finalize, sole_after_finalize.c_str(), alive_after_finalize, alive_before,
+                     describe(fresh).c_str(), sole_of(joined_cell).c_str());
+        if (!old_sole) return scenario_result::fail("the first interpreter did not use the sole slot");
+        if (joined_after_finalize != 0 || sole_after_finalize != "empty")
+            return scenario_result::fail("Py_Finalize left the interpreter counted or its value in the sole slot");
+        if (alive_after_finalize != alive_before - 1) return scenario_result::fail("Py_Finalize did not release the value");
+        if (fresh.generation != 2 || &again != &fresh) return scenario_result::fail("the finalized interpreter's value came back");
+        if (gilonce::detail::sole_value(joined_cell) != &fresh)
+            return scenario_result::fail("the re-initialized interpreter's value is not in the sole slot");
+        return scenario_result::pass("recomputed, and the sole slot holds the new value");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "recomputed, and the sole slot holds the new value");
+}
+
+TEST_CASE("census: without join_interpreter the sole slot is never set and every interpreter checks") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        PyThreadState* main_state = PyThreadState_Get();
+        auto gil = gilonce::gil_token::assume_held();
+        const made_by& main_value = joined_cell.get_or_init(gil, this_interpreter);
+        const std::string sole_main = sole_of(joined_cell);
+        PyThreadState* sub = Py_NewInterpreter();
+        if (sub == nullptr) return scenario_result::fail("Py_NewInterpreter failed");
+        const long long sub_id = joined_cell.get_or_init(gil, this_interpreter).interpreter_id;
+        Py_EndInterpreter(sub);
+        PyThreadState_Swap(main_state);
+        const made_by& main_again = joined_cell.get_or_init(gil, this_interpreter);
+        std::fprintf(stderr, "no join: census %d; main %s, sole slot %s; sub-interpreter reads interpreter %lld; "
+                     "main again same %d, sole slot %s\n", gilonce::detail::joined_interpreters(),
+                     describe(main_value).c_str(), sole_main.c_str(), sub_id, &main_again == &main_value,
+                     sole_of(joined_cell).c_str());
+        if (gilonce::detail::joined_interpreters() != 0) return scenario_result::fail("the census counts someone");
+        if (sole_main != "empty" || sole_of(joined_cell) != "empty") return scenario_result::fail("the sole slot was set");
+        if (sub_id == 0 || &main_again != &main_value) return scenario_result::fail("an interpreter got another's value");
+        return scenario_result::pass("no sole slot; each interpreter its own value");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "no sole slot; each interpreter its own value");
+}
+
+// The misuse the contract forbids: main joined and is the sole one; a sub-interpreter that
+// did not join reads. A debug build stops it; a release build hands it main's value, which
+// is why the contract requires every interpreter to join.
+TEST_CASE("census: an interpreter that did not join reads while another is the sole one (debug: aborts)") {
+    auto out = harness::run_in_child([] {
+        std::signal(SIGABRT, SIG_DFL);  // the child dies of the abort; Catch's handler would report it as its own
+        PyGILState_Ensure();
+        auto gil = gilonce::gil_token::assume_held();
+        if (gilonce::join_interpreter(gil) != 0) return scenario_result::fail("join_interpreter failed");
+        (void)joined_cell.get_or_init(gil, this_interpreter);
+        PyThreadState* sub = Py_NewInterpreter();
+        if (sub == nullptr) return scenario_result::fail("Py_NewInterpreter failed");
+        const made_by& got = joined_cell.get_or_init(gil, this_interpreter);  // not joined: misuse
+        std::fprintf(stderr, "the sub-interpreter, not joined, got %s\n", describe(got).c_str());
+        if (got.interpreter_id != 0) return scenario_result::fail("the sub-interpreter got its own value");
+        return scenario_result::pass("the sub-interpreter got main's value");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+#ifdef NDEBUG
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "the sub-interpreter got main's value");
+#else
+    CHECK(out.observed == harness::verdict::crashed);
+    CHECK(out.signal == SIGABRT);
+    CHECK_THAT(out.child_stderr,
+               Catch::Contains("gilonce::per_interpreter_cell 'joined': read from an interpreter that did not call "
+                               "gilonce::join_interpreter while another interpreter is the only one joined"));
+#endif
 }
