@@ -48,6 +48,7 @@ HEADLINES = {
     "03-gil-as-the-lock": "two_threads_share_one_type",
     "04-recursive-class-attributes": "recursive_attribute_is_a_clear_error",
     "05-two-stage-initialization": "racing_threads_never_see_missing_attributes",
+    "06-many-interpreters": "static_type_outlives_its_sub_interpreter",
 }
 
 

@@ -1,8 +1,9 @@
 // step06_legacy: the naive module this step starts from -- single-phase initialization
 // (PyModule_Create in PyInit_*, no module state) with its lazy type in a C++ static.
 // CPython runs PyInit_step06_legacy once per process and copies the module for every
-// other interpreter, so every interpreter shares one Color; and since 3.12 an interpreter
-// with its own GIL refuses to import it at all. Compare reference/examples/colors.cpp.
+// other interpreter, so every interpreter shares one Color; and since 3.12 an isolated
+// interpreter (own GIL, own allocator: check_multi_interp_extensions) refuses to import it.
+// Compare reference/examples/colors.cpp.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 

@@ -5,6 +5,8 @@
 #include "scenarios.hpp"
 
 
+#include <atomic>
+#include <chrono>
 #include <string>
 
 #include "harness/event.hpp"
@@ -227,10 +229,14 @@ result module_state_rebuilds_after_reinitialization() {
 #if PY_VERSION_HEX >= 0x030C0000
 // Each thread's profile function: on the call of os.getenv (Color.DEFAULT's factory runs
 // it while the class attributes are computed), says "I am inside" and waits, holding its
-// own GIL, until every other thread is inside too.
+// own GIL, until every other thread is inside too; `met` counts the threads that saw all
+// three inside, so "at the same moment" is observed, not assumed. A thread that fails
+// before it gets there sets its event anyway (see the scenario), with `gave_up`.
 struct building_together {
     harness::event inside[3] = {harness::event("A is building its Color"), harness::event("B is building its Color"),
                                 harness::event("C is building its Color")};
+    std::atomic<bool> gave_up{false};
+    std::atomic<int> met{0};
 };
 building_together* together = nullptr;
 
@@ -241,7 +247,13 @@ int wait_inside_getenv(PyObject*, PyFrameObject* frame, int what, PyObject*) {
     PyEval_SetProfile(nullptr, nullptr);  // once
     const int me = harness::thread_name()[0] - 'A';
     together->inside[me].set();
-    for (const harness::event& other : together->inside) other.wait_holding_own_gil();
+    try {  // no C++ exception may cross CPython's frames: a Python error instead
+        for (const harness::event& other : together->inside) other.wait_holding_own_gil(std::chrono::seconds(5));
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+        return -1;
+    }
+    if (!together->gave_up) together->met.fetch_add(1);
     return 0;
 }
 #endif
@@ -257,6 +269,14 @@ result own_gil_interpreters_build_their_own_colors_at_once() {
     std::string problems[3];
     auto body = [&](int i) {
         return [&, i](gilonce::gil_token) {
+            // However this body ends, the others must not wait for it in vain.
+            struct release_others {
+                building_together& e;
+                int i;
+                ~release_others() {
+                    if (!e.inside[i].is_set()) e.gave_up = true, e.inside[i].set();
+                }
+            } guard{events, i};
             py_ref colors = import_from(COLORS_DIR, "colors");
             if (!colors) {
                 problems[i] = take_error();
@@ -264,6 +284,7 @@ result own_gil_interpreters_build_their_own_colors_at_once() {
             }
             PyEval_SetProfile(wait_inside_getenv, nullptr);
             py_ref type = color_of(colors);  // builds it: Color.DEFAULT calls os.getenv
+            PyEval_SetProfile(nullptr, nullptr);
             problems[i] = check_colors_type(type.get());
             auto r = type ? py_ref::steal(PyObject_GetAttrString(type.get(), "RED")) : py_ref();
             color[i] = type.get();
@@ -273,6 +294,8 @@ result own_gil_interpreters_build_their_own_colors_at_once() {
     harness::run_in_own_gil_interpreters({{"A", body(0)}, {"B", body(1)}, {"C", body(2)}});
     for (int i = 0; i < 3; ++i)
         if (!problems[i].empty()) return result::fail(std::string(1, char('A' + i)) + ": " + problems[i]);
+    if (events.met != 3)
+        return result::fail(std::to_string(events.met.load()) + " of 3 threads met inside their Color's construction");
     for (int i = 0; i < 3; ++i)
         for (int j = i + 1; j < 3; ++j)
             if (color[i] == color[j] || red[i] == red[j]) return result::fail("two interpreters share a Color");
@@ -363,7 +386,8 @@ const std::vector<harness::scenario>& scenarios() {
           "Y (interpreter 2) was handed the object made by interpreter 1, generation 1"},
          own_gil_interpreters_share_one_static_cell, {}, own_gil},
         {step, "single_phase_module_refused_by_own_gil_interpreter",
-         "an own-GIL sub-interpreter refuses the single-phase module and imports the multi-phase colors",
+         "an isolated sub-interpreter (its own GIL and allocator) refuses the single-phase module and "
+         "imports the multi-phase colors",
          verdict::finished,
          {"ImportError: module step06_legacy does not support loading in subinterpreters",
           "colors imported and built its Color"},

@@ -52,7 +52,7 @@ A scenario this build cannot play (own-GIL sub-interpreters need Python 3.12+; t
 main job's build uses 3.11) is listed as not played, with the reason, and not counted.
 
 exit status: 0 when every observed verdict is the predicted one, 1 when one is not,
-2 for a usage error.
+2 for a usage error or a scenario asked for by name that this build cannot play.
 
 examples:
   gilonce-walkthrough                           play every step
@@ -126,7 +126,7 @@ void print_list(std::ostream& out, const options& opts) {
         for (const auto& sc : *s->scenarios) {
             out << "  " << sc.name << "  [predicts: " << harness::describe_prediction(sc) << "]\n      "
                 << sc.demonstrates << "\n";
-            if (!sc.unavailable.empty()) out << "      (this build cannot play it: " << sc.unavailable << ")\n";
+            if (!sc.unavailable.empty()) out << "      (" << sc.unavailable << ")\n";
         }
     }
 }
@@ -175,6 +175,13 @@ int main(int argc, char** argv) {
                 if (sc.unavailable.empty()) queue.emplace_back(s, &sc);
                 else not_played.push_back(&sc);
             }
+
+    // A scenario asked for by name that this build cannot play: say why, and do not pass.
+    if (!opts.scenario.empty() && queue.empty() && !not_played.empty()) {
+        std::fprintf(stderr, "gilonce-walkthrough: scenario '%s' cannot be played by this build: %s\n",
+                     opts.scenario.c_str(), not_played.front()->unavailable.c_str());
+        return 2;
+    }
 
     pybind11::scoped_interpreter interpreter;
     pybind11::gil_scoped_release no_gil;  // scenarios' threads take the GIL themselves

@@ -172,3 +172,5 @@ def test_scenarios_this_build_cannot_play_are_listed_with_their_reason():
     else:
         assert "== not played: 06-many-interpreters / own_gil_interpreters_share_one_static_cell" in result.stdout
         assert "5 scenarios played, 5 as predicted, 0 not as predicted; 4 not played on this build" in result.stdout
+        named = run("run", "6", "--scenario", "own_gil_interpreters_share_one_static_cell", check=2)
+        assert "cannot be played by this build: not possible on this interpreter" in named.stderr

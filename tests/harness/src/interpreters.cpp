@@ -57,7 +57,13 @@ void run_in_own_gil_interpreters(const std::vector<scenario_thread>& threads) {
         for (std::size_t i = 0; i < threads.size(); ++i) {
             running.emplace_back([&, i] {
                 set_thread_name(threads[i].name.c_str());
-                if (i > 0) created[i - 1]->wait();
+                try {
+                    if (i > 0) created[i - 1]->wait();
+                } catch (...) {
+                    errors[i] = std::current_exception();
+                    created[i]->set();
+                    return;
+                }
                 // A thread state of the main interpreter, attached, to create the new one
                 // from; Py_NewInterpreterFromConfig detaches it and attaches the new one.
                 PyThreadState* main_state = PyThreadState_New(main_interpreter);
@@ -73,16 +79,16 @@ void run_in_own_gil_interpreters(const std::vector<scenario_thread>& threads) {
                 config.check_multi_interp_extensions = 1;
                 config.gil = PyInterpreterConfig_OWN_GIL;
                 PyThreadState* sub = nullptr;
-                record(event_kind::releases, gil_resource);
                 const PyStatus status = Py_NewInterpreterFromConfig(&sub, &config);
                 created[i]->set();
                 if (PyStatus_Exception(status)) {
-                    PyEval_RestoreThread(main_state);
+                    // CPython has made main_state current again: this thread holds the main GIL.
                     errors[i] = std::make_exception_ptr(std::runtime_error(
                         std::string("Py_NewInterpreterFromConfig failed: ") +
                         (status.err_msg != nullptr ? status.err_msg : "?")));
                 } else {
                     gil_names[i] = "GIL of interpreter " + std::to_string(current_interpreter_id());
+                    record(event_kind::releases, gil_resource);  // handed over to the new one
                     current_gil = gil_names[i].c_str();
                     record(event_kind::holds, current_gil);
                     try {
