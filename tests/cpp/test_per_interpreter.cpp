@@ -10,10 +10,18 @@
 #include <gilonce/gilonce.hpp>
 #include <gilonce/per_interpreter.hpp>
 
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <string>
+#include <thread>
 
+#include "harness/event.hpp"
 #include "harness/watchdog.hpp"
 
 using harness::scenario_result;
@@ -325,4 +333,60 @@ TEST_CASE("census: an interpreter that did not join reads while another is the s
                Catch::Contains("gilonce::per_interpreter_cell 'joined': read from an interpreter that did not call "
                                "gilonce::join_interpreter while another interpreter is the only one joined"));
 #endif
+}
+
+// The census lock is taken with a GIL held, by any interpreter's thread. fork() copies only
+// the forking thread: had another thread held the lock at that moment, the child's copy
+// would stay locked for ever. Thread H holds the lock; thread F forks. With the fork
+// handlers, F is seen blocked (in futex(), on the lock) until H lets go, and the child finds
+// the lock free; without them F forks at once and the child finds it locked (try_lock).
+TEST_CASE("census: fork() while another thread holds the census lock leaves the child's lock free") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        if (gilonce::join_interpreter(gilonce::gil_token::assume_held()) != 0)
+            return scenario_result::fail("join_interpreter failed");
+        PyThreadState* saved = PyEval_SaveThread();  // F and H need no GIL
+        harness::event held("H holds the census lock"), forking("F calls fork()"), forked("fork() returned in F");
+        std::atomic<pid_t> forker_tid{0};
+        int child_status = -1;
+        bool saw_forker_blocked = false;
+        std::thread h([&] {
+            gilonce::detail::census.lock.lock();
+            held.set();
+            forking.wait();
+            // Let go once F is seen waiting for the lock, or once it forked without waiting.
+            const std::string syscall_file = "/proc/self/task/" + std::to_string(forker_tid.load()) + "/syscall";
+            while (!forked.is_set()) {
+                std::ifstream file(syscall_file);
+                long number = -1;
+                if (file >> number && number == SYS_futex) {
+                    saw_forker_blocked = true;
+                    break;
+                }
+                std::this_thread::yield();
+            }
+            gilonce::detail::census.lock.unlock();
+        });
+        std::thread f([&] {
+            held.wait();
+            forker_tid = static_cast<pid_t>(syscall(SYS_gettid));
+            forking.set();
+            const pid_t pid = fork();
+            if (pid == 0) _exit(gilonce::detail::census.lock.try_lock() ? 0 : 1);  // the child: no Python
+            forked.set();
+            if (pid > 0) waitpid(pid, &child_status, 0);
+        });
+        f.join();
+        h.join();
+        PyEval_RestoreThread(saved);
+        std::fprintf(stderr, "forker seen blocked on the lock: %d; child exit status %d\n", saw_forker_blocked,
+                     WIFEXITED(child_status) ? WEXITSTATUS(child_status) : -1);
+        if (!WIFEXITED(child_status)) return scenario_result::fail("the forked child did not exit");
+        if (WEXITSTATUS(child_status) != 0) return scenario_result::fail("the forked child found the census lock locked");
+        if (!saw_forker_blocked) return scenario_result::fail("fork() did not wait for the census lock");
+        return scenario_result::pass("fork() waited for the census lock; the child found it free");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "fork() waited for the census lock; the child found it free");
 }
