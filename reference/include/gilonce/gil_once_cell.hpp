@@ -17,6 +17,13 @@
 #include <type_traits>
 #include <utility>
 
+#if defined(Py_GIL_DISABLED)
+#error "gilonce::gil_once_cell uses the GIL as its only lock, and this free-threaded (Py_GIL_DISABLED) \
+build has no GIL: two threads could both fill the cell. Use gilonce::py_once_lock \
+(gilonce/py_once_lock.hpp): exactly-once, and it detaches from the interpreter while it waits."
+#endif
+
+#include "cell_common.hpp"
 #include "compiler.hpp"
 #include "errors.hpp"
 #include "gil_state.hpp"
@@ -25,32 +32,6 @@
 #include "init_context.hpp"
 
 namespace gilonce {
-
-/// Thrown (or, from `get_or_try_init`, raised as a Python `RuntimeError`) when an
-/// initializer asks, in the same execution context (thread or greenlet, or a context copied
-/// from it while it runs: see init_context.hpp), for the value of the cell it is initializing. Without this check the recursion would never
-/// end: it would overflow the stack.
-class reentrant_init_error : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-/// Thrown by `get_or_init` and `set` when the value offered is an empty handle (a null
-/// `py_ref`, `pybind11::object` or `PyObject*`): a cell never stores "full with nothing".
-/// A Python exception set by the initializer (the usual reason for an empty handle) is
-/// left set.
-class empty_value_error : public std::invalid_argument {
-public:
-    using std::invalid_argument::invalid_argument;
-};
-
-/// Tag for `gil_once_cell::take`: the caller states that no reference or pointer obtained
-/// from the cell is still in use, because `take` invalidates every one of them.
-struct invalidates_references_t {
-    explicit constexpr invalidates_references_t() = default;
-};
-/// The value of the tag: `cell.take(gil, gilonce::invalidates_references)`.
-inline constexpr invalidates_references_t invalidates_references{};
 
 /// A cell that is written at most once and read many times, with the GIL as its lock.
 ///

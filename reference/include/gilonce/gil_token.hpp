@@ -13,15 +13,16 @@
 
 #include "gil_state.hpp"
 
-#if defined(Py_GIL_DISABLED)
-#error "gilonce relies on the GIL for mutual exclusion; this is a free-threaded (no-GIL) \
-CPython build, where a GIL-based once-cell is not sound. Use an exactly-once cell that \
-detaches from the interpreter while waiting instead (see the walkthrough step 'beyond the GIL')."
-#endif
+// On a free-threaded build (Py_GIL_DISABLED) there is no GIL; a token there stands for "this
+// thread has an attached thread state", which is what every C API call needs. Only the
+// pieces that do not use the GIL as a lock accept it there: py_once_lock and lazy_type.
+// gil_once_cell.hpp and per_interpreter.hpp stop such a build with an error naming the
+// replacement.
 
 namespace gilonce {
 
-/// Proof that the calling thread holds the GIL, as a value that costs nothing to pass.
+/// Proof that the calling thread holds the GIL (on a free-threaded build: has an attached
+/// thread state), as a value that costs nothing to pass.
 ///
 /// A token is valid only while the GIL stays held by the thread that made it. Do not
 /// store it, send it to another thread, or keep using it after the GIL was released

@@ -25,6 +25,9 @@
 #include <cstdint>
 #include <new>
 #include <utility>
+#if defined(Py_GIL_DISABLED)
+#include <mutex>
+#endif
 
 namespace gilonce {
 namespace detail {
@@ -36,7 +39,9 @@ namespace detail {
 inline std::atomic<std::uint64_t> computation_counter{0};
 inline std::uint64_t computation_tag() noexcept { return reinterpret_cast<std::uintptr_t>(&computation_counter); }
 
-/// The computations of one lazy value in progress, GIL-guarded; owned by the value.
+/// The computations of one lazy value in progress, GIL-guarded (free-threaded builds: by a
+/// mutex of its own, held for a few pointer operations, never around Python code); owned
+/// by the value.
 /// Constant-initialized (a `static` cell stays constant-initialized). Each computation is a
 /// heap node, so that one abandoned by a thread torn down without the GIL can stay linked,
 /// valid and harmless (it only makes a context copied from that computation look live).
@@ -57,12 +62,16 @@ public:
     /// A new computation, now live; null when out of memory. Requires: the GIL is held.
     /// (Not std::bad_alloc: the cells' C API flavour reports every failure as a Python error.)
     node* begin() noexcept {
-        node* fresh = new (std::nothrow) node{computation_counter.fetch_add(1, std::memory_order_relaxed) + 1, head_};
-        if (fresh != nullptr) head_ = fresh;
+        node* fresh = new (std::nothrow) node{computation_counter.fetch_add(1, std::memory_order_relaxed) + 1, nullptr};
+        if (fresh == nullptr) return nullptr;
+        guard held(*this);
+        fresh->next = head_;
+        head_ = fresh;
         return fresh;
     }
     /// Ends `computation` (from `begin`). Requires: the GIL is held.
     void end(node* computation) noexcept {
+        guard held(*this);
         for (node** link = &head_; *link != nullptr; link = &(*link)->next) {
             if (*link == computation) {
                 *link = computation->next;
@@ -73,12 +82,24 @@ public:
     }
     /// Requires: the GIL is held.
     bool contains(std::uint64_t serial) const noexcept {
+        guard held(*this);
         for (const node* n = head_; n != nullptr; n = n->next)
             if (n->serial == serial) return true;
         return false;
     }
 
 private:
+#if defined(Py_GIL_DISABLED)
+    struct guard {
+        explicit guard(const live_computations& live) : lock(live.lock_) {}
+        std::lock_guard<std::mutex> lock;
+    };
+    mutable std::mutex lock_;  // constexpr-constructible: a static cell stays constant-initialized
+#else
+    struct guard {  // the GIL is the lock
+        explicit guard(const live_computations&) noexcept {}
+    };
+#endif
     node* head_ = nullptr;
 };
 

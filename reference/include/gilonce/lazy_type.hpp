@@ -1,6 +1,9 @@
 // gilonce/lazy_type.hpp: a heap type created on first use, whose class attributes may be
 // instances of the type itself (Color.RED = Color("red")), built in two stages with the
 // GIL as the only lock. The general form of walkthroughs/05-two-stage-initialization.
+// On a free-threaded build (Py_GIL_DISABLED) the same two stages hold with no GIL: stage 1
+// runs exactly once in a py_once_lock, and stage 2's publication is one critical section
+// on the type (models/two_stage_type.pml checks the protocol; `SPIN:` comments mark its steps).
 #pragma once
 
 #define PY_SSIZE_T_CLEAN
@@ -22,9 +25,16 @@ Py_TPFLAGS_IMMUTABLETYPE, and before 3.10 nothing stops Python code from changin
 type while its class attributes are computed (see the FAQ)."
 #endif
 
+#include "cell_common.hpp"
 #include "compiler.hpp"
 #include "errors.hpp"
+#if defined(Py_GIL_DISABLED)
+#include <atomic>
+
+#include "py_once_lock.hpp"
+#else
 #include "gil_once_cell.hpp"
+#endif
 #include "gil_state.hpp"
 #include "gil_token.hpp"
 #include "handles.hpp"
@@ -32,6 +42,18 @@ type while its class attributes are computed (see the FAQ)."
 #include "py_ref.hpp"
 
 namespace gilonce {
+
+namespace detail {
+/// Internal: the cell that runs stage 1. With a GIL, the GIL is its lock and a racing
+/// thread builds a type of its own (dropped); without one, it must be exactly once.
+#if defined(Py_GIL_DISABLED)
+template <class T>
+using stage_one_cell = py_once_lock<T>;
+#else
+template <class T>
+using stage_one_cell = gil_once_cell<T>;
+#endif
+}  // namespace detail
 
 /// One class attribute of a `lazy_type`: a name and the user code that computes it.
 struct class_attribute {
@@ -171,12 +193,13 @@ public:
     /// one early exception), or null with a Python exception set. Throws nothing but a
     /// forced unwind (`pthread_exit`), which it lets through.
     PyTypeObject* get(gil_token gil) {
-        if (complete_ != nullptr) return complete_;  // the fast path: a load and a branch
+        // SPIN: fast_complete
+        if (PyTypeObject* type = completed()) return type;  // the fast path: a load and a branch
         return get_slow(gil);
     }
 
     /// Requires: the GIL is held. Whether the class attributes have been published.
-    bool is_complete(gil_token) const noexcept { return complete_ != nullptr; }
+    bool is_complete(gil_token) const noexcept { return completed() != nullptr; }
 
     /// For a `lazy_type` in module state: call it from `m_traverse`, so the garbage
     /// collector sees the type (and its stage-1 bookkeeping) that this object owns. The
@@ -191,7 +214,7 @@ public:
     /// Requires: the GIL is held, and no `get` of this object is in progress on any
     /// thread (true of a module being cleared: a call in progress keeps it alive).
     void clear(gil_token gil, invalidates_references_t tag) {
-        complete_ = nullptr;
+        mark_complete(nullptr);
         ready_.clear(gil, tag);
     }
 
@@ -253,10 +276,20 @@ private:
     user_code* code_;                    // owned; leaked when destroyed without the GIL
     bool immutable_;
     PyObject* module_;  // borrowed; null for a type that belongs to no module
-    gil_once_cell<ready_type> ready_;    // stage 1
-    detail::live_computations computing_;  // stage 2 computations in progress; GIL-guarded
+    detail::stage_one_cell<ready_type> ready_;  // stage 1
+    detail::live_computations computing_;  // stage 2 computations in progress
+#if defined(Py_GIL_DISABLED)
+    // No GIL orders the writes: publication release-stores, every read acquire-loads.
+    std::atomic<PyTypeObject*> complete_{nullptr};
+    std::atomic<bool> user_code_checked_{false};
+    PyTypeObject* completed() const noexcept { return complete_.load(std::memory_order_acquire); }
+    void mark_complete(PyTypeObject* type) noexcept { complete_.store(type, std::memory_order_release); }
+#else
     PyTypeObject* complete_ = nullptr;   // set once published; GIL-guarded
     bool user_code_checked_ = false;     // check_user_code passed once; GIL-guarded
+    PyTypeObject* completed() const noexcept { return complete_; }
+    void mark_complete(PyTypeObject* type) noexcept { complete_ = type; }
+#endif
 };
 
 // No C++ exception leaves `get`: a bad_alloc in the bookkeeping becomes a MemoryError.
@@ -272,11 +305,14 @@ inline PyTypeObject* lazy_type::get_slow_unguarded(gil_token gil) {
         if (!check_user_code()) return nullptr;
         user_code_checked_ = true;
     }
+    // SPIN: stage_one
     const ready_type* ready = ready_.get_or_try_init(gil, [&] { return create_ready_type(gil); });
     if (ready == nullptr) return nullptr;
-    if (complete_ != nullptr) return complete_;  // published while stage 1 released the GIL
+    if (PyTypeObject* type = completed()) return type;  // published while stage 1 ran or waited
+    // SPIN: computing_check
     const int computing = detail::context_is_initializing(stage_two_key(), computing_);
     if (computing < 0) return nullptr;
+    // SPIN: early_type
     if (computing) return reinterpret_cast<PyTypeObject*>(ready->type.get());  // the early exception
     return compute_and_publish(gil, *ready);
 }
@@ -304,6 +340,7 @@ inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_t
             // forced unwind, so the record is always ended by the explicit calls below.
             for (const class_attribute& attribute : code_->attributes) {
                 // May release the GIL, and may re-enter `get` (and get the early type).
+                // SPIN: compute_attribute
                 py_ref value = py_ref::steal(detail::call_reporting_cpp_exceptions([&] { return attribute.make(gil); }));
                 const bool half_failed = value && PyErr_Occurred();
                 if (!value || half_failed) {
@@ -320,18 +357,34 @@ inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_t
                 values.emplace_back(attribute.name, std::move(value));
             }
             scope->end();
-            // From here to `complete_ = type` the GIL is held and no Python code runs:
-            // checking and publishing are one step for every other thread.
-            if (complete_ == nullptr) {
-                if (!dict_is_as_stage_one_left_it(ready) || !publish(type, values, replaced)) {
-                    release_all(values);
-                    return nullptr;
+            // From here to `mark_complete` no Python code runs, and the GIL (free-threaded:
+            // a critical section on the type and its dict) is held: checking and publishing
+            // are one step for every other thread.
+            bool published = true;
+            {
+#if defined(Py_GIL_DISABLED)
+                // SPIN: publish_lock
+                Py_BEGIN_CRITICAL_SECTION2(reinterpret_cast<PyObject*>(type), type->tp_dict);
+#endif
+                // SPIN: publish_check
+                if (completed() == nullptr) {
+                    // SPIN: publish_all
+                    published = dict_is_as_stage_one_left_it(ready) && publish(type, values, replaced);
+                    // SPIN: mark_complete
+                    if (published) mark_complete(type);
                 }
-                complete_ = type;
+#if defined(Py_GIL_DISABLED)
+                // SPIN: publish_unlock
+                Py_END_CRITICAL_SECTION2();
+#endif
+            }
+            if (!published) {
+                release_all(values);
+                return nullptr;
             }
             release_all(values);  // the losers' values, or our references to the published ones
             for (auto& old : replaced) detail::release_now(old.second), detail::release_now(old.first);
-            return complete_;
+            return completed();
         },
         abandon);
 }

@@ -14,6 +14,12 @@
 
 #include <pthread.h>
 
+#if defined(Py_GIL_DISABLED)
+#error "gilonce::per_interpreter_cell keeps a gil_once_cell per interpreter, guarded by that \
+interpreter's GIL, and this free-threaded (Py_GIL_DISABLED) build has none. Not available \
+there yet: keep the value in module state in a gilonce::py_once_lock (gilonce/py_once_lock.hpp)."
+#endif
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
