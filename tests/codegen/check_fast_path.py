@@ -1,10 +1,12 @@
 """Reads the machine code of the probes in fast_path_probe.cpp (gil_once_cell::get,
-get_or_init and get_or_try_init, lazy_type::get, and per_interpreter_cell::get_or_init's
-sole slot, the path while one interpreter has joined the census) and checks that each path taken once
-the value exists is a load and a branch: the instructions up to the first `ret` contain no
-lock prefix, no atomic exchange, no %fs (thread-local) access and no call, at most 6 of
-them; and, compared with the compiler's own guard for a function-local static compiled in
-the same file, no more memory reads and no more conditional branches (one of each).
+get_or_init and get_or_try_init, lazy_type::get, per_interpreter_cell::get_or_init's sole
+slot, the path while one interpreter has joined the census, and py_once_lock's get,
+get_or_init and get_or_try_init, whose acquire load is a plain load on x86-64) and checks
+that each path taken once the value exists is a load and a branch: the instructions up to
+the first `ret` contain no lock prefix, no atomic exchange, no %fs (thread-local) access
+and no call, at most 6 of them; and, compared with the compiler's own guard for a
+function-local static compiled in the same file, no more memory reads and no more
+conditional branches (one of each).
 
 usage: check_fast_path.py OBJECT_FILE"""
 import re
@@ -12,7 +14,9 @@ import subprocess
 import sys
 
 SYMBOLS = ["gilonce_fast_path_probe", "gilonce_get_probe", "gilonce_get_or_try_init_probe",
-           "gilonce_lazy_type_fast_path_probe", "gilonce_per_interpreter_sole_probe"]
+           "gilonce_lazy_type_fast_path_probe", "gilonce_per_interpreter_sole_probe",
+           "gilonce_py_once_lock_get_probe", "gilonce_py_once_lock_fast_path_probe",
+           "gilonce_py_once_lock_get_or_try_init_probe"]
 STATIC_PEER = "gilonce_function_local_static_probe"
 PLAIN_PEER = "gilonce_plain_global_probe"
 MEMORY_READ = re.compile(r"^(?!lea)\S+\s+.*\(")  # an operand in memory, except lea's address

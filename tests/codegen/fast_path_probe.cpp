@@ -1,10 +1,11 @@
-// The fast paths of gil_once_cell (get, get_or_init, get_or_try_init), lazy_type::get and
-// per_interpreter_cell's sole slot, compiled on their own at -O2 so that check_fast_path.py
-// can read their machine code and hold the contract stated at the declaration: on a full
-// cell, a load and a branch; no lock, no atomic read-modify-write, no thread-local
-// (thread-id) access, no call. Two peers, a plain global read and a function-local static,
-// are compiled alongside for comparison. Compiled as a release build: a debug build's
-// per_interpreter_cell checks the current interpreter on the sole path (a call), on purpose.
+// The fast paths of gil_once_cell (get, get_or_init, get_or_try_init), lazy_type::get,
+// per_interpreter_cell's sole slot and py_once_lock (get, get_or_init, get_or_try_init),
+// compiled on their own at -O2 so that check_fast_path.py can read their machine code and
+// hold the contract stated at the declaration: on a full cell, a load and a branch; no
+// lock, no atomic read-modify-write, no thread-local (thread-id) access, no call. Two
+// peers, a plain global read and a function-local static, are compiled alongside for
+// comparison. Compiled as a release build: a debug build's per_interpreter_cell checks the
+// current interpreter on the sole path (a call), on purpose.
 #ifndef NDEBUG
 #define NDEBUG
 #endif
@@ -40,6 +41,23 @@ extern "C" PyTypeObject* gilonce_lazy_type_fast_path_probe(gilonce::lazy_type& t
 extern "C" PyObject* const* gilonce_per_interpreter_sole_probe(gilonce::per_interpreter_cell<PyObject*>& cell,
                                                                gilonce::gil_token gil) {
     return &cell.get_or_init(gil, make_value);
+}
+
+#include <gilonce/py_once_lock.hpp>
+
+// py_once_lock: an acquire load of the state and a branch (on x86-64 the load is plain).
+using probe_lock = gilonce::py_once_lock<PyObject*>;
+
+extern "C" PyObject* const* gilonce_py_once_lock_get_probe(const probe_lock& cell, gilonce::gil_token gil) {
+    return cell.get(gil);
+}
+
+extern "C" PyObject* const* gilonce_py_once_lock_fast_path_probe(probe_lock& cell, gilonce::gil_token gil) {
+    return &cell.get_or_init(gil, make_value);
+}
+
+extern "C" PyObject* const* gilonce_py_once_lock_get_or_try_init_probe(probe_lock& cell, gilonce::gil_token gil) {
+    return cell.get_or_try_init(gil, try_make_value);
 }
 
 // ---- peers: what the fast paths are compared with ------------------------------------

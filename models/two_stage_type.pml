@@ -1,0 +1,144 @@
+/* two_stage_type.pml: the free-threaded two-stage lazy type (lazy_type.hpp, issue 13).
+   Stage 1 creates and readies the type exactly once, through a once (py_once_lock.pml
+   checks that protocol; here it is taken as verified). Stage 2 computes the class
+   attributes with no lock held, then publishes them all at once under a short per-type
+   lock. Types A and B have instances of each other as class attributes; S subclasses B.
+   Two threads ask for A and B, or for B and S, at once while a collector reads the dicts.
+   Each labelled step stands for one line of lazy_type.hpp, marked `// SPIN: <label>`;
+   py_ labels stand for Python's side. How to run it: models/README.md. */
+
+#define A 0
+#define B 1
+#define S 2            /* class S(B): its stage 1 needs B, through B's get */
+#define NTYPES 3
+#ifdef SUBCLASS
+#define defined_subclass 1
+#else
+#define defined_subclass 0
+#endif
+#define NATTR 2        /* class attributes per type: enough to see half a publication
+                          (insert_all is written out for two) */
+
+mtype = { EMPTY, RUNNING, FULL };   /* stage 1's once */
+mtype = { COMPLETE, EARLY };        /* what get returned: the complete type, or the ready one early */
+
+mtype stage1[NTYPES] = EMPTY;
+byte stage1_runs[NTYPES];     /* stage 1 runs, ever */
+bool complete[NTYPES];        /* the fast path's flag (release-store, acquire-load) */
+byte computing[NTYPES];       /* bit per thread: it is computing this type's attributes */
+byte type_lock[NTYPES];    /* the short per-type lock, a critical section on the type and its
+                                 dict (Py_BEGIN_CRITICAL_SECTION2): who holds it (0: free, else thread + 1) */
+byte attrs[NTYPES];           /* class attributes in the type's dict */
+byte publications[NTYPES];    /* complete sets published, ever */
+byte finished = 0;            /* threads whose get has returned */
+
+/* get(t), called on thread thr; answers on ret. Recursion (A's factory asks for B, whose
+   factory asks for A) is a nested run on the same thread: the caller waits for the answer. */
+proctype get(byte t; byte thr; chan ret) {
+  chan sub = [1] of { mtype };  /* the answer (buffered: rendezvous would rule out partial-order reduction with -f) */
+  mtype got;
+
+fast_complete:   if                /* acquire load of complete: the complete type, at once */
+                 :: complete[t] -> goto py_return_complete
+                 :: else
+                 fi;
+
+/* ---- stage 1, exactly once (a verified once: py_once_lock.pml): create and ready ---- */
+stage_one:       if                /* the first caller runs stage 1, the others wait (detached) for it */
+                 :: atomic { stage1[t] == EMPTY -> stage1[t] = RUNNING } ->
+                    if             /* S's bases factory asks for its base: B's get, on this thread */
+                    :: t == S -> run get(B, thr, sub); sub ? got; assert(got == COMPLETE)
+                    :: else
+                    fi;
+                    d_step { stage1_runs[t]++; stage1[t] = FULL }   /* created and readied */
+                 :: stage1[t] != EMPTY -> stage1[t] == FULL
+                 fi;
+                 if                /* published while stage 1 ran or waited */
+                 :: complete[t] -> goto py_return_complete
+                 :: else
+                 fi;
+computing_check: if                /* this thread is computing t's attributes: */
+                 :: computing[t] & (1 << thr) ->
+early_type:         goto py_return_early   /* the ready type, early */
+                 :: else
+                 fi;
+
+/* ---- stage 2: compute every class attribute with no lock held ---- */
+                 computing[t] = computing[t] | (1 << thr);   /* the computation's record begins */
+compute_attribute:
+                 if                /* A's factory makes a B, B's makes an A (the other factory: a plain value) */
+                 :: t == A -> run get(B, thr, sub); sub ? got
+                 :: t == B -> run get(A, thr, sub); sub ? got
+                 :: else
+                 fi;
+                 computing[t] = computing[t] & ~(1 << thr);  /* ... and ends */
+
+/* ---- publish all at once, in one critical section on the type and its dict ---- */
+publish_lock:    atomic { type_lock[t] == 0 -> type_lock[t] = thr + 1 };
+publish_check:   if                /* another thread published first: drop this set */
+                 :: complete[t] -> type_lock[t] = 0; goto py_return_complete
+                 :: else
+                 fi;
+publish_all:     attrs[t]++;       /* each insert a step of its own */
+                 d_step { attrs[t]++; assert(attrs[t] == NATTR && publications[t] == 0); publications[t]++ };  /* exactly one publication */
+mark_complete:   complete[t] = true;   /* release-store: every attribute is in before complete is seen */
+publish_unlock:  type_lock[t] = 0;
+
+py_return_complete:                   /* a complete type has every attribute */
+                 atomic { assert(complete[t] && attrs[t] == NATTR); ret ! COMPLETE; goto py_end };
+py_return_early:                      /* only the computing thread gets it incomplete, and ready */
+                 atomic { assert((complete[t] || (computing[t] & (1 << thr))) && stage1[t] == FULL); ret ! EARLY };
+py_end:          skip
+}
+
+proctype thread(byte thr; byte t) {
+  chan r = [1] of { mtype };
+  mtype got;
+py_call:   run get(t, thr, r); r ? got;
+           assert(got == COMPLETE);     /* a caller outside any computation gets it complete */
+           finished++
+}
+
+/* The collector (or gc.get_referents): at any time, reads a type's dict, under the dict's
+   critical section (so not while a publication holds it); it must see all of the class
+   attributes or none. */
+proctype gc() {
+  byte t;
+end_gc:
+  do
+  :: d_step {          /* every dict not in a critical section right now */
+       for (t : 0 .. NTYPES - 1) {
+         if
+         :: type_lock[t] == 0 -> assert(attrs[t] == 0 || attrs[t] == NATTR)
+         :: else
+         fi
+       };
+       t = 0
+     }
+  od
+}
+
+/* Two scenarios, each checked on its own (all three threads at once is ~30 million states):
+   spin -DMUTUAL: thread 0 asks for A while thread 1 asks for B (each factory needs the other type);
+   spin -DSUBCLASS: thread 1 asks for B while thread 2 asks for S (S's stage 1 needs B). */
+#if !defined(MUTUAL) && !defined(SUBCLASS)
+#define MUTUAL
+#endif
+init {
+  byte k;
+  atomic {
+#ifdef MUTUAL
+    run thread(0, A); run thread(1, B);
+#else
+    run thread(1, B); run thread(2, S);
+#endif
+    run gc()
+  }
+  finished == 2;
+  for (k : 0 .. NTYPES - 1) {   /* each stage ran once, each set was published once */
+    assert(stage1_runs[k] == publications[k] && publications[k] == (k != S || defined_subclass))
+  }
+}
+
+/* Every get returns: checked with -a -f. */
+ltl every_get_returns { <> (finished == 2) }
