@@ -22,6 +22,8 @@
 
 #include <gilonce/lazy_type.hpp>
 
+#include <atomic>
+
 namespace {
 
 // ---- Instance state ---------------------------------------------------------------------
@@ -112,7 +114,7 @@ PyType_Spec color_spec = {"colors.Color", sizeof(color_object), 0,
 struct colors_state {
     bool constructed;  // false until colors_exec ran (CPython hands out zeroed memory)
     gilonce::lazy_type color_type;
-    Py_ssize_t colors_made;  // Color instances this module's types have made
+    std::atomic<Py_ssize_t> colors_made;  // Colors made by this module's types (free-threaded: by any thread)
 };
 
 extern PyModuleDef colors_module;
@@ -132,7 +134,7 @@ colors_state* state_of_type(PyTypeObject* type) {
     return state;
 }
 
-void count_color(colors_state* state) { ++state->colors_made; }  // under this interpreter's GIL
+void count_color(colors_state* state) { state->colors_made.fetch_add(1, std::memory_order_relaxed); }
 
 // A class-attribute factory making Color(name). It asks for the type while the class
 // attributes are being computed: in this execution context, lazy_type hands out the ready type.
@@ -165,7 +167,7 @@ int colors_exec(PyObject* module) {
          {"BLUE", color("blue")},
          {"DEFAULT", [state](gilonce::gil_token gil) { return make_default(state, gil); }}},
         {}, /*immutable=*/true, module);  // the type belongs to this module (PyType_GetModuleByDef)
-    state->colors_made = 0;
+    ::new (&state->colors_made) std::atomic<Py_ssize_t>(0);
     state->constructed = true;
     return 0;
 }
@@ -211,7 +213,7 @@ PyObject* colors_is_built(PyObject* module, PyObject*) {
 // colors.made(): how many Colors this module's Color (and its subclasses) have made.
 PyObject* colors_made(PyObject* module, PyObject*) {
     colors_state* state = state_of(module);
-    return PyLong_FromSsize_t(state != nullptr ? state->colors_made : 0);
+    return PyLong_FromSsize_t(state != nullptr ? state->colors_made.load(std::memory_order_relaxed) : 0);
 }
 
 PyMethodDef colors_methods[] = {
@@ -226,6 +228,12 @@ PyModuleDef_Slot colors_slots[] = {
 #if PY_VERSION_HEX >= 0x030C0000
     // No static Python state: each interpreter may have its own GIL (PEP 684).
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    // No GIL needed (PEP 703): lazy_type builds Color exactly once in stage 1 and publishes
+    // its class attributes in one critical section; the count is atomic. (Free-threaded
+    // builds only; elsewhere the slot changes nothing.)
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
 #endif
     {0, nullptr},
 };

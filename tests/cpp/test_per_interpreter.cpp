@@ -175,6 +175,8 @@ TEST_CASE("census: a sub-interpreter that joins turns the sole slot off, and whe
         const made_by& sub_value = joined_cell.get_or_init(gil, this_interpreter);
         const made_by& sub_again = joined_cell.get_or_init(gil, this_interpreter);
         const long long sub_id = sub_value.interpreter_id;
+        const std::string sub_described = describe(sub_value);  // released when the sub ends
+        const bool sub_read_same = &sub_again == &sub_value;
         PyThreadState_Swap(main_state);
         const made_by& main_while_sub = joined_cell.get_or_init(gil, this_interpreter);
         const std::string sole_after_main_read = sole_of(joined_cell);
@@ -190,13 +192,13 @@ TEST_CASE("census: a sub-interpreter that joins turns the sole slot off, and whe
                      "%s (again same %d); main reads %s, sole slot %s; sub ended: census %d, sole slot %s, main reads %s; "
                      "values alive with the sub %ld, after %ld\n",
                      describe(main_value).c_str(), sole_before, sub_id, joined_with_sub, sole_with_sub.c_str(),
-                     describe(sub_value).c_str(), &sub_again == &sub_value, describe(main_while_sub).c_str(),
+                     sub_described.c_str(), sub_read_same, describe(main_while_sub).c_str(),
                      sole_after_main_read.c_str(), joined_after_sub, sole_of(joined_cell).c_str(),
                      describe(main_after_sub).c_str(), alive_with_sub, alive_after_sub);
         if (!sole_before) return scenario_result::fail("one joined interpreter did not use the sole slot");
         if (joined_with_sub != 2 || sole_with_sub != "empty")
             return scenario_result::fail("the sub-interpreter's join left the sole slot set");
-        if (sub_id == 0 || &sub_again != &sub_value) return scenario_result::fail("the sub-interpreter got main's value");
+        if (sub_id == 0 || !sub_read_same) return scenario_result::fail("the sub-interpreter got main's value");
         if (&main_while_sub != &main_value) return scenario_result::fail("main lost its value while the sub was joined");
         if (sole_after_main_read != "empty") return scenario_result::fail("a read set the sole slot with two joined");
         if (alive_after_sub != alive_with_sub - 1) return scenario_result::fail("the sub's value was not released");
