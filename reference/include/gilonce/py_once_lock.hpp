@@ -50,7 +50,9 @@ class once_core {
 public:
     /// The three states; `state_` only moves empty -> running -> full, or running -> empty
     /// on failure (and full -> empty in `take`, by the cell's only user).
-    static constexpr std::uint8_t empty = 0, running = 1, full = 2;
+    static constexpr std::uint8_t empty = 0;    ///< no value, no initializer running
+    static constexpr std::uint8_t running = 1;  ///< one thread's initializer is running
+    static constexpr std::uint8_t full = 2;     ///< the value is published
 
     once_core() noexcept = default;
     once_core(const once_core&) = delete;
@@ -185,10 +187,11 @@ private:
 /// build the thread state is detached, so a stop-the-world pause does not wait for this
 /// thread), attaching is PyEval_RestoreThread.
 struct python_attachment {
-    PyThreadState* saved = nullptr;
+    PyThreadState* saved = nullptr;  ///< this thread's state while it is detached
+    /// Releases the GIL (detaches the thread state). Requires: attached.
     void detach() noexcept { saved = PyEval_SaveThread(); }
-    // Not noexcept: CPython 3.11-3.13 ends a daemon thread here (pthread_exit) once
-    // Py_Finalize has started; that forced unwind must pass through.
+    /// Takes the GIL back (re-attaches). Not noexcept: CPython 3.11-3.13 ends a daemon
+    /// thread here (pthread_exit) once Py_Finalize has started; that forced unwind must pass.
     void attach() { PyEval_RestoreThread(saved); }
 };
 
