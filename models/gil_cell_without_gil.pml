@@ -7,6 +7,7 @@ bool full_ = false;    /* full_: a plain bool, "written and read only under the 
 byte value = 0;        /* slot_.value: who wrote it (0: nobody) */
 byte stores = 0;       /* stores, ever */
 
+/* --8<-- [start:protocol] */
 proctype thread(byte me) {
 fast_check:       if          /* get_or_init: if (full_) return slot_.value; */
                   :: full_ -> goto py_returned
@@ -23,5 +24,6 @@ store:               value = me;       /* ::new (&slot_.value) T(value) */
                   fi;
 py_returned:      assert(full_ && value != 0)  /* a returned value was stored */
 }
+/* --8<-- [end:protocol] */
 
 init { atomic { run thread(1); run thread(2) } }

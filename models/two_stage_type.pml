@@ -63,6 +63,7 @@ early_type:         goto py_return_early   /* the ready type, early */
                  :: else
                  fi;
 
+/* --8<-- [start:stage_two] */
 /* ---- stage 2: compute every class attribute with no lock held ---- */
                  computing[t] = computing[t] | (1 << thr);   /* the computation's record begins */
 compute_attribute:
@@ -83,6 +84,7 @@ publish_all:     attrs[t]++;       /* each insert a step of its own */
                  d_step { attrs[t]++; assert(attrs[t] == NATTR && publications[t] == 0); publications[t]++ };  /* exactly one publication */
 mark_complete:   complete[t] = true;   /* release-store: every attribute is in before complete is seen */
 publish_unlock:  type_lock[t] = 0;
+/* --8<-- [end:stage_two] */
 
 py_return_complete:                   /* a complete type has every attribute */
                  atomic { assert(complete[t] && attrs[t] == NATTR); ret ! COMPLETE; goto py_end };

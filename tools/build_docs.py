@@ -1,6 +1,8 @@
 """Builds the gilonce documentation site, in this order, failing on the first problem:
 
-1. plays every walkthrough scenario with the runner (--format json): the traces;
+1. plays every walkthrough scenario with the runner (--format json): the traces; and adds
+   SPIN's counterexample for models/gil_cell_without_gil.pml (tests/models/trail_to_trace.py)
+   to step 07's, so that it is drawn like an observed scenario;
 2. draws each scenario's trace as a sequence diagram (walkthroughs/runner/mermaid.py,
    rendered to SVG offline by mermaidx) and writes, per step, the Markdown that the step's
    page includes: every diagram on the site comes from a real run;
@@ -13,6 +15,7 @@ usage: build_docs.py --runner PATH_TO_gilonce-walkthrough [--site DIR] [--work D
 """
 import argparse
 import json
+import tempfile
 import os
 import pathlib
 import re
@@ -49,7 +52,26 @@ HEADLINES = {
     "04-recursive-class-attributes": "recursive_attribute_is_a_clear_error",
     "05-two-stage-initialization": "racing_threads_never_see_missing_attributes",
     "06-many-interpreters": "static_type_outlives_its_sub_interpreter",
+    "07-no-gil": "gil_cell_protocol_without_gil_stores_twice",
 }
+
+# Step 07 also draws SPIN's counterexample, under this name: the trail that its first
+# scenario replays with real threads.
+SPIN_COUNTEREXAMPLE = "spin_counterexample_gil_cell_without_gil"
+
+
+def spin_counterexample():
+    """SPIN's trail for models/gil_cell_without_gil.pml as a step 07 scenario (runs SPIN)."""
+    sys.path.insert(0, str(ROOT / "tests" / "models"))
+    import trail_to_trace
+
+    with tempfile.TemporaryDirectory(prefix="gilonce-docs-trail-") as tmp:
+        scenario = trail_to_trace.trace(trail_to_trace.MODEL, pathlib.Path(tmp))
+    if not scenario["as_predicted"]:
+        sys.exit("build_docs.py: SPIN found no counterexample in models/gil_cell_without_gil.pml")
+    scenario["demonstrates"] = ("SPIN's counterexample for models/gil_cell_without_gil.pml, drawn from its trail "
+                                "(each step's time is the trail's step number): " + scenario["demonstrates"])
+    return {**scenario, "step": "07-no-gil", "name": SPIN_COUNTEREXAMPLE}
 
 
 def fit_note_text(svg_path):
@@ -140,6 +162,8 @@ def main():
     traces = work / "traces.json"
     run([args.runner, "--format", "json", "--output", str(traces)])
     report = json.loads(traces.read_text())
+    step("SPIN: the counterexample of models/gil_cell_without_gil.pml, for step 07")
+    report["scenarios"].append(spin_counterexample())
     step(f"drawing {len(report['scenarios'])} sequence diagrams from the traces")
     write_diagrams(report, work)
     # The step pages include build/docs/generated/<step>.md: keep that path stable.

@@ -24,7 +24,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 SITE = pathlib.Path(os.environ.get("GILONCE_SITE", ROOT / "build" / "site"))
 ARTIFACTS = pathlib.Path(os.environ.get("GILONCE_ARTIFACTS", ROOT / "build" / "docs" / "screenshots"))
 STEPS = ["01-unsound-lazy-type", "02-lock-that-deadlocks", "03-gil-as-the-lock",
-         "04-recursive-class-attributes", "05-two-stage-initialization", "06-many-interpreters"]
+         "04-recursive-class-attributes", "05-two-stage-initialization", "06-many-interpreters",
+         "07-no-gil"]
 
 
 @pytest.fixture(scope="module")

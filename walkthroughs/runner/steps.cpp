@@ -7,6 +7,7 @@
 #include "../04-recursive-class-attributes/scenarios.hpp"
 #include "../05-two-stage-initialization/scenarios.hpp"
 #include "../06-many-interpreters/scenarios.hpp"
+#include "../07-no-gil/scenarios.hpp"
 #include "lazy_object_race.hpp"
 
 namespace runner {
@@ -20,6 +21,7 @@ const std::vector<step>& all_steps() {
         {"04-recursive-class-attributes", "The recursive class-attribute problem", &step04::scenarios()},
         {"05-two-stage-initialization", "Two-stage initialization", &step05::scenarios()},
         {"06-many-interpreters", "Many interpreters and lifetimes", &step06::scenarios()},
+        {"07-no-gil", "No GIL at all", &step07::scenarios()},
     };
     return steps;
 }

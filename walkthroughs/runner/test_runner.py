@@ -43,7 +43,8 @@ def test_help_teaches_commands_verdicts_and_exit_status():
 def test_list_names_every_step_and_prediction():
     out = run("list", check=0).stdout
     for step in ("00-foundation", "01-unsound-lazy-type", "02-lock-that-deadlocks", "03-gil-as-the-lock",
-                 "04-recursive-class-attributes", "05-two-stage-initialization", "06-many-interpreters"):
+                 "04-recursive-class-attributes", "05-two-stage-initialization", "06-many-interpreters",
+                 "07-no-gil"):
         assert step in out
     assert ("static_two_threads_deadlock  [predicts: deadlocked, with «A holds static guard and waits for GIL»; "
             "«B holds GIL and waits for static guard»; «blocked in futex()»]") in out
@@ -82,7 +83,8 @@ def test_json_report_matches_the_schema_and_every_prediction(full_report):
     jsonschema.validate(full_report, SCHEMA)
     steps = {s["step"] for s in full_report["scenarios"]}
     assert steps == {"00-foundation", "01-unsound-lazy-type", "02-lock-that-deadlocks", "03-gil-as-the-lock",
-                     "04-recursive-class-attributes", "05-two-stage-initialization", "06-many-interpreters"}
+                     "04-recursive-class-attributes", "05-two-stage-initialization", "06-many-interpreters",
+                     "07-no-gil"}
     # The own-GIL scenarios of step 06 are played from Python 3.12 on, and listed with
     # their reason before that; never silently dropped.
     own_gil = {"own_gil_interpreters_share_one_static_cell", "single_phase_module_refused_by_own_gil_interpreter",

@@ -72,6 +72,7 @@ public:
         return owner_.load(std::memory_order_relaxed) == this_thread_key();
     }
 
+    // --8<-- [start:wait_or_claim]
     /// The slow path's entry: waits (detached) until the cell is full, or claims it.
     /// Requires: attached (hooks), and not `running_on_this_thread()` (that would wait for
     /// itself). Returns: attached; true if this thread claimed the cell and must now run the
@@ -100,6 +101,7 @@ public:
         hooks.attach();  // SPIN: attach
         return claimed;
     }
+    // --8<-- [end:wait_or_claim]
 
     /// Publishes the value: `construct()` (which must not throw and must not need the
     /// interpreter: it runs detached, under the mutex) builds it in place, then the state
@@ -392,6 +394,7 @@ std::optional<T> py_once_lock<T>::take(gil_token, invalidates_references_t) {
 // wait, inside the initializer, or while attaching after a reset or a publish) calls no C
 // API: `abandon` leaks what the thread holds and, if the cell is still claimed by it,
 // resets it (detached, as the thread already is) and wakes one waiter.
+// --8<-- [start:get_or_init_slow]
 template <class T>
 template <class F>
 const T& py_once_lock<T>::get_or_init_slow(gil_token, F&& init) {
@@ -415,6 +418,7 @@ const T& py_once_lock<T>::get_or_init_slow(gil_token, F&& init) {
             core_.abandon();
         });
 }
+// --8<-- [end:get_or_init_slow]
 
 template <class T>
 template <class F>

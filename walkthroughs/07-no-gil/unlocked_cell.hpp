@@ -1,0 +1,47 @@
+// Step 07's naive form: gil_once_cell's protocol (reference/include/gilonce/gil_once_cell.hpp)
+// with its one lock, the GIL, taken away, as on a free-threaded build. Each step carries the
+// label of models/gil_cell_without_gil.pml it stands for (`// SPIN:`), and `pause` runs after
+// it, so that a scenario can replay SPIN's counterexample with real threads and events.
+#pragma once
+
+#include <functional>
+#include <utility>
+
+namespace step07 {
+
+// --8<-- [start:unlocked_cell]
+// BAD without a GIL: the re-check and the store are two steps, and another thread can run
+// between them. gil_once_cell is sound only because the GIL makes them one.
+template <class T>
+class gil_protocol_without_gil {
+public:
+    // Runs after each step, with its label: where a scenario's events order the threads.
+    std::function<void(const char* step)> pause = [](const char*) {};
+
+    template <class F>
+    T get_or_init(F&& init) {
+        if (full_) return value_;  // SPIN: fast_check
+        pause("fast_check");
+        T made = init();  // SPIN: run_init
+        pause("run_init");
+        if (!full_) {  // SPIN: store_or_release
+            pause("store_or_release");
+            value_ = std::move(made);  // SPIN: store
+            ++stores_;
+            pause("store");
+            full_ = true;  // SPIN: store
+        }  // else: another initializer won; `made` is dropped
+        return value_;
+    }
+
+    int stores() const noexcept { return stores_; }
+    T value() const { return value_; }
+
+private:
+    bool full_ = false;  // "written and read only under the GIL": here, under nothing
+    T value_{};
+    int stores_ = 0;
+};
+// --8<-- [end:unlocked_cell]
+
+}  // namespace step07
