@@ -1,8 +1,8 @@
 /* two_stage_type.pml: the free-threaded two-stage lazy type (lazy_type.hpp, issue 13).
    Stage 1 creates and readies the type exactly once, through a once (py_once_lock.pml
    checks that protocol; here it is taken as verified). Stage 2 computes the class
-   attributes with no lock held, then publishes them all at once under a short per-type
-   lock. Types A and B have instances of each other as class attributes; S subclasses B.
+   attributes with no lock held, then publishes them all under a per-type publication
+   claim (a py_once_lock: one publisher at a time, the others wait detached). Types A and B have instances of each other as class attributes; S subclasses B.
    Two threads ask for A and B, or for B and S, at once while a collector reads the dicts.
    Each labelled step stands for one line of lazy_type.hpp, marked `// SPIN: <label>`;
    py_ labels stand for Python's side. How to run it: models/README.md. */
@@ -26,8 +26,8 @@ mtype stage1[NTYPES] = EMPTY;
 byte stage1_runs[NTYPES];     /* stage 1 runs, ever */
 bool complete[NTYPES];        /* the fast path's flag (release-store, acquire-load) */
 byte computing[NTYPES];       /* bit per thread: it is computing this type's attributes */
-byte type_lock[NTYPES];    /* the short per-type lock, a critical section on the type and its
-                                 dict (Py_BEGIN_CRITICAL_SECTION2): who holds it (0: free, else thread + 1) */
+byte type_lock[NTYPES];    /* the per-type publication claim (lazy_type's publication_, a
+                                 py_once_lock): who holds it (0: free, else thread + 1) */
 byte attrs[NTYPES];           /* class attributes in the type's dict */
 byte publications[NTYPES];    /* complete sets published, ever */
 byte finished = 0;            /* threads whose get has returned */
@@ -74,7 +74,7 @@ compute_attribute:
                  fi;
                  computing[t] = computing[t] & ~(1 << thr);  /* ... and ends */
 
-/* ---- publish all at once, in one critical section on the type and its dict ---- */
+/* ---- publish all, one publisher at a time (the publication claim) ---- */
 publish_lock:    atomic { type_lock[t] == 0 -> type_lock[t] = thr + 1 };
 publish_check:   if                /* another thread published first: drop this set */
                  :: complete[t] -> type_lock[t] = 0; goto py_return_complete
@@ -101,19 +101,17 @@ py_call:   run get(t, thr, r); r ? got;
            finished++
 }
 
-/* The collector (or gc.get_referents): at any time, reads a type's dict, under the dict's
-   critical section (so not while a publication holds it); it must see all of the class
-   attributes or none. */
+/* The collector (or gc.get_referents): at any time, reads a type's dict and its complete
+   flag, taking no lock of ours (CPython's collector does not). It may see a publication
+   half done; what it must never see is a type marked complete whose dict lacks an
+   attribute. */
 proctype gc() {
   byte t;
 end_gc:
   do
-  :: d_step {          /* every dict not in a critical section right now */
+  :: d_step {
        for (t : 0 .. NTYPES - 1) {
-         if
-         :: type_lock[t] == 0 -> assert(attrs[t] == 0 || attrs[t] == NATTR)
-         :: else
-         fi
+         assert(!complete[t] || attrs[t] == NATTR)
        };
        t = 0
      }

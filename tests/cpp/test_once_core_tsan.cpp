@@ -54,6 +54,7 @@ struct fake_attachment {
         interpreter->detaches.arrive();
     }
     void attach() { interpreter->gil.lock(); }
+    bool may_wait() const noexcept { return true; }  // the double never finalizes
 };
 
 // A cell on the core, as py_once_lock builds one (the value is published by the core).
@@ -69,7 +70,7 @@ struct fake_cell {
     const std::string& get_or_init(fake_attachment& hooks, Init&& init) {
         if (core.is_full()) return value;  // the fast path: an acquire load
         if (core.running_on_this_thread()) throw std::logic_error("re-entrant");
-        if (!core.wait_or_claim(hooks)) return value;
+        if (core.wait_or_claim(hooks) == gilonce::detail::once_core::outcome::full) return value;
         std::string made;
         try {
             made = init();
@@ -205,7 +206,7 @@ TEST_CASE("once_core: abandon (a forced unwind) resets a claimed cell and wakes 
     bool claimer_claimed = false, abandoned_twice_is_harmless = false;
     run_attached(interpreter, 2, [&](int i, fake_attachment& hooks) {
         if (i == 0) {
-            claimer_claimed = cell.core.wait_or_claim(hooks);  // claims: the cell is empty
+            claimer_claimed = cell.core.wait_or_claim(hooks) == gilonce::detail::once_core::outcome::claimed;  // the cell is empty
             interpreter.gil.unlock();  // a thread torn down while it wants the GIL back
             claimed.arrive();
             interpreter.detaches.wait_for(2);  // the waiter is detached inside the core

@@ -15,6 +15,8 @@
 #include <pybind11/embed.h>
 
 #include <memory>
+#include <optional>
+#include <thread>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -286,4 +288,65 @@ TEST_CASE("py_once_lock: a greenlet that asks for the cell while another greenle
     CHECK(error_in_other_greenlet.find("RuntimeError") != std::string::npos);
     CHECK(error_in_other_greenlet.find("py_once_lock 'greenlet cell'") != std::string::npos);
     cell.clear(gil.token(), gilonce::invalidates_references);
+}
+
+// During Py_FinalizeEx the finalizing thread asks for a cell whose initializer another
+// thread is running: that thread is ended (3.11-3.13) or parked for ever (3.14) as soon as
+// it wants the interpreter back, so waiting for it would never end (3.14 hung here before
+// the check). The caller must get an error naming the cell instead, and finalization go on.
+namespace {
+py_once_lock<int> finalize_cell{"finalization cell"};
+harness::event* finalize_go = nullptr;  // lets the initializing thread go on
+std::string finalize_seen;
+void ask_while_finalizing(PyObject*) {  // a capsule destructor: runs as __main__ is cleared
+    const int* got = finalize_cell.get_or_try_init(gilonce::gil_token::assume_held(), []() -> std::optional<int> { return 2; });
+    if (got != nullptr) {
+        finalize_seen = "got " + std::to_string(*got);
+    } else {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyObject* text = value != nullptr ? PyObject_Str(value) : nullptr;
+        finalize_seen = std::string(type != nullptr ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "?") + ": " +
+                        (text != nullptr ? PyUnicode_AsUTF8(text) : "?");
+        Py_XDECREF(text);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+    }
+    finalize_go->set();
+}
+}  // namespace
+
+TEST_CASE("py_once_lock: during Py_Finalize a caller is refused, not left waiting for a thread that cannot finish") {
+    auto out = harness::run_in_child([] {
+        harness::event claimed("the other thread runs the initializer"), go("finalization asked for the cell");
+        finalize_go = &go;
+        std::thread other([&] {
+            PyGILState_Ensure();  // never released: the thread is ended or parked in the initializer
+            (void)finalize_cell.get_or_init(gilonce::gil_token::assume_held(), [&] {
+                // Not harness::without_gil: it takes the GIL back in a destructor, which a
+                // forced unwind (pthread_exit) may not leave.
+                PyThreadState* saved = PyEval_SaveThread();
+                claimed.set();
+                go.wait();
+                PyEval_RestoreThread(saved);  // during finalization: ended (3.11-3.13) or parked (3.14)
+                return 1;
+            });
+        });
+        other.detach();
+        PyGILState_Ensure();
+        harness::without_gil([&] { claimed.wait(); });
+        PyObject* hook = PyCapsule_New(&finalize_cell, "finalization hook", ask_while_finalizing);
+        if (hook == nullptr || PyModule_AddObject(PyImport_AddModule("__main__"), "_gilonce_hook", hook) < 0)
+            return harness::scenario_result::fail("cannot install the hook");
+        const int finalized = Py_FinalizeEx();
+        std::fprintf(stderr, "Py_FinalizeEx returned %d; the finalizing caller saw: %s\n", finalized, finalize_seen.c_str());
+        if (finalize_seen.find("RuntimeError: py_once_lock 'finalization cell': another thread is running its "
+                               "initializer while the interpreter is finalizing") != 0)
+            return harness::scenario_result::fail("the finalizing caller saw: " + finalize_seen);
+        return harness::scenario_result::pass("refused with a RuntimeError naming the cell; Py_FinalizeEx returned");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "refused with a RuntimeError naming the cell; Py_FinalizeEx returned");
 }

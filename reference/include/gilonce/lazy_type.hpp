@@ -2,8 +2,9 @@
 // instances of the type itself (Color.RED = Color("red")), built in two stages with the
 // GIL as the only lock. The general form of walkthroughs/05-two-stage-initialization.
 // On a free-threaded build (Py_GIL_DISABLED) the same two stages hold with no GIL: stage 1
-// runs exactly once in a py_once_lock, and stage 2's publication is one critical section
-// on the type (models/two_stage_type.pml checks the protocol; `SPIN:` comments mark its steps).
+// runs exactly once in a py_once_lock, and stage 2's publication is claimed by one thread at
+// a time in another (models/two_stage_type.pml checks the protocol; `SPIN:` comments mark
+// its steps).
 #pragma once
 
 #define PY_SSIZE_T_CLEAN
@@ -215,6 +216,9 @@ public:
     /// thread (true of a module being cleared: a call in progress keeps it alive).
     void clear(gil_token gil, invalidates_references_t tag) {
         mark_complete(nullptr);
+#if defined(Py_GIL_DISABLED)
+        publication_.clear(gil, tag);
+#endif
         ready_.clear(gil, tag);
     }
 
@@ -281,6 +285,7 @@ private:
 #if defined(Py_GIL_DISABLED)
     // No GIL orders the writes: publication release-stores, every read acquire-loads.
     std::atomic<PyTypeObject*> complete_{nullptr};
+    py_once_lock<bool> publication_{"gilonce::lazy_type publication"};  // one publisher at a time
     std::atomic<bool> user_code_checked_{false};
     PyTypeObject* completed() const noexcept { return complete_.load(std::memory_order_acquire); }
     void mark_complete(PyTypeObject* type) noexcept { complete_.store(type, std::memory_order_release); }
@@ -357,27 +362,38 @@ inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_t
                 values.emplace_back(attribute.name, std::move(value));
             }
             scope->end();
-            // From here to `mark_complete` no Python code runs, and the GIL (free-threaded:
-            // a critical section on the type and its dict) is held: checking and publishing
-            // are one step for every other thread.
+            // From here to `mark_complete` no Python code runs. With a GIL, which is held
+            // throughout, checking and publishing are one step for every other thread.
+            // Without one, no other thread publishes meanwhile, and none gets the type from
+            // `get` before `mark_complete`; Python code that reaches the type another way
+            // (type(obj), the collector) may see some class attributes before the others.
             bool published = true;
-            {
 #if defined(Py_GIL_DISABLED)
-                // SPIN: publish_lock
-                Py_BEGIN_CRITICAL_SECTION2(reinterpret_cast<PyObject*>(type), type->tp_dict);
-#endif
+            // One publisher at a time, by a real claim: a critical section would be suspended
+            // if its holder blocked (on the interned-strings lock, or the type lock inside
+            // PyType_Modified) and let a second publisher in. The others wait detached; if
+            // this publication fails, one of them publishes its own values.
+            // SPIN: publish_lock
+            const bool* done = publication_.get_or_try_init(gil, [&]() -> std::optional<bool> {
                 // SPIN: publish_check
-                if (completed() == nullptr) {
-                    // SPIN: publish_all
-                    published = dict_is_as_stage_one_left_it(ready) && publish(type, values, replaced);
-                    // SPIN: mark_complete
-                    if (published) mark_complete(type);
-                }
-#if defined(Py_GIL_DISABLED)
-                // SPIN: publish_unlock
-                Py_END_CRITICAL_SECTION2();
-#endif
+                if (completed() != nullptr) return true;
+                // SPIN: publish_all
+                if (!dict_is_as_stage_one_left_it(ready) || !publish(type, values, replaced)) return std::nullopt;
+                // SPIN: mark_complete
+                mark_complete(type);
+                return true;
+            });
+            // SPIN: publish_unlock
+            published = done != nullptr;
+#else
+            // SPIN: publish_check
+            if (completed() == nullptr) {
+                // SPIN: publish_all
+                published = dict_is_as_stage_one_left_it(ready) && publish(type, values, replaced);
+                // SPIN: mark_complete
+                if (published) mark_complete(type);
             }
+#endif
             if (!published) {
                 release_all(values);
                 return nullptr;

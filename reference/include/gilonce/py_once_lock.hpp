@@ -72,15 +72,21 @@ public:
         return owner_.load(std::memory_order_relaxed) == this_thread_key();
     }
 
+    /// What `wait_or_claim` found.
+    enum class outcome {
+        full,     ///< the value is there
+        claimed,  ///< this thread must run the initializer, then `publish` or `reset`
+        refused,  ///< another thread runs it, and `hooks.may_wait()` said it may never finish
+    };
+
     // --8<-- [start:wait_or_claim]
     /// The slow path's entry: waits (detached) until the cell is full, or claims it.
     /// Requires: attached (hooks), and not `running_on_this_thread()` (that would wait for
-    /// itself). Returns: attached; true if this thread claimed the cell and must now run the
-    /// initializer and then call `publish` or `reset`; false if the cell is full.
+    /// itself). Returns: attached, with what it found (see `outcome`).
     template <class Hooks>
-    bool wait_or_claim(Hooks& hooks) {
+    outcome wait_or_claim(Hooks& hooks) {
         hooks.detach();  // SPIN: detach
-        bool claimed = false;
+        outcome found = outcome::full;
         {
             std::unique_lock<std::mutex> lock(mutex_);  // SPIN: lock
             for (;;) {
@@ -88,18 +94,24 @@ public:
                 if (seen == full) {  // SPIN: see_full
                     break;
                 } else if (seen == running) {  // SPIN: see_running
+                    // (not in the model: during Py_Finalize the initializing thread is ended
+                    // or parked when it wants the interpreter back, so it never publishes)
+                    if (!hooks.may_wait()) {
+                        found = outcome::refused;
+                        break;
+                    }
                     changed_.wait(lock);  // SPIN: wait
                     // (a spurious wake-up only loops: the state is read again)
                 } else {  // SPIN: see_empty
                     claim();  // SPIN: claim
-                    claimed = true;
+                    found = outcome::claimed;
                     break;
                 }
             }
         }  // SPIN: unlock
         // Unlocked before attaching: the mutex is never held attached.
         hooks.attach();  // SPIN: attach
-        return claimed;
+        return found;
     }
     // --8<-- [end:wait_or_claim]
 
@@ -195,6 +207,16 @@ struct python_attachment {
     /// Takes the GIL back (re-attaches). Not noexcept: CPython 3.11-3.13 ends a daemon
     /// thread here (pthread_exit) once Py_Finalize has started; that forced unwind must pass.
     void attach() { PyEval_RestoreThread(saved); }
+    /// Whether waiting for another thread's initializer can end: not once Py_Finalize has
+    /// started, when that thread is ended (3.11-3.13) or parked for ever (3.14) as soon as
+    /// it wants the interpreter back to publish. Safe detached (an atomic read).
+    bool may_wait() const noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+        return !Py_IsFinalizing();
+#else
+        return !_Py_IsFinalizing();
+#endif
+    }
 };
 
 }  // namespace detail
@@ -240,6 +262,10 @@ struct python_attachment {
 ///   interpreter, else leaked; the unwind calls no C API, resets the cell and wakes one
 ///   waiter). Destroying a cell whose initializer is running, or that has waiters, is
 ///   undefined.
+/// - During Py_Finalize a caller never waits for another thread's initializer: that thread
+///   is ended (3.11-3.13) or parked for ever (3.14) as soon as it wants the interpreter
+///   back, so it would never publish. The call fails instead (`std::runtime_error`, or from
+///   `get_or_try_init` a `RuntimeError`, naming the cell), and the cell stays as it is.
 /// - Fast path on a full cell: one acquire load and a branch, inlined (on x86-64 a plain
 ///   load): no atomic read-modify-write, no lock, no thread-id lookup.
 ///
@@ -344,6 +370,9 @@ private:
         "re-entrant initialization (its initializer asked, on its own thread, for the value "
         "it is computing: waiting would deadlock)";
     static constexpr const char* empty_text = "initializer returned an empty handle";
+    static constexpr const char* finalizing_text =
+        "another thread is running its initializer while the interpreter is finalizing; that thread "
+        "is ended or parked when it wants the interpreter back, so waiting would never end";
 
     template <class F>
     GILONCE_COLD const T& get_or_init_slow(gil_token gil, F&& init);
@@ -403,7 +432,9 @@ const T& py_once_lock<T>::get_or_init_slow(gil_token, F&& init) {
     std::optional<T> value;
     return detail::call_user_code(
         [&]() -> const T& {
-            if (!core_.wait_or_claim(hooks)) return slot_.value;  // full: another thread's value
+            const auto found = core_.wait_or_claim(hooks);
+            if (found == detail::once_core::outcome::full) return slot_.value;  // another thread's value
+            if (found == detail::once_core::outcome::refused) throw std::runtime_error(message(finalizing_text));
             // A C++ exception resets the cell in the handler, inside this guard.
             value.emplace(detail::call_cleaning_up_on_exception(std::forward<F>(init), [&] { core_.reset(hooks); }));  // SPIN: run_init
             if (detail::is_empty(*value)) {
@@ -431,7 +462,12 @@ const T* py_once_lock<T>::get_or_try_init_slow(gil_token, F&& init) {
     std::optional<T> value;
     return detail::call_user_code(
         [&]() -> const T* {
-            if (!core_.wait_or_claim(hooks)) return &slot_.value;
+            const auto found = core_.wait_or_claim(hooks);
+            if (found == detail::once_core::outcome::full) return &slot_.value;
+            if (found == detail::once_core::outcome::refused) {
+                PyErr_SetString(PyExc_RuntimeError, message(finalizing_text).c_str());
+                return nullptr;
+            }
             std::optional<T> made = detail::call_cleaning_up_on_exception(
                 [&] { return std::optional<T>(std::forward<F>(init)()); }, [&] { core_.reset(hooks); });  // SPIN: run_init
             if (made) value.emplace(std::move(*made));  // out of this frame: `abandon` sees it
