@@ -1,7 +1,10 @@
-"""Runs the reference example's Python tests (reference/examples/test_colors.py) on a
-free-threaded CPython named by the environment variable GILONCE_FT_PYTHON, with the GIL
-off (-X gil=0): colors.cpp is compiled against that interpreter's own headers, with its
-own Py_GIL_DISABLED pyconfig.h, into a temporary directory.
+"""Runs the reference example's Python tests (reference/examples/test_colors.py) and step
+07's (walkthroughs/07-no-gil/test_step07.py) on a free-threaded CPython named by the
+environment variable GILONCE_FT_PYTHON, with the GIL off (-X gil=0): colors.cpp is
+compiled against that interpreter's own headers, with its own Py_GIL_DISABLED
+pyconfig.h, into a temporary directory, and the step07 module is built there by CMake
+configured for that interpreter (it needs pybind11 installed for it, and Catch2 and
+Google Benchmark, which tools/bootstrap installs).
 
 No registry this project uses ships a free-threaded interpreter, so without the variable
 this prints "not run: ..." (ctest shows the test as skipped) and exits 0. With it, it
@@ -30,6 +33,7 @@ def main(argv=None):
     parser.add_argument("--root", default=str(pathlib.Path(__file__).resolve().parents[2]), help="the checkout")
     parser.add_argument("--compiler", default=os.environ.get("CXX", "g++"), help="the C++ compiler")
     parser.add_argument("--any-build", action="store_true", help="accept a GIL build too (self-test)")
+    parser.add_argument("--colors-only", action="store_true", help="skip step 07 (no CMake build)")
     args = parser.parse_args(argv)
     python = os.environ.get("GILONCE_FT_PYTHON")
     if not python:
@@ -69,7 +73,30 @@ def main(argv=None):
         test_cmd = [python, *gil_off, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                     str(root / "reference" / "examples" / "test_colors.py")]
         print("running:", " ".join(test_cmd), flush=True)
-        return subprocess.run(test_cmd, env=env).returncode
+        status = subprocess.run(test_cmd, env=env).returncode
+        if status != 0 or args.colors_only:
+            return status
+        return run_step07(python, root, pathlib.Path(work), gil_off)
+
+
+def run_step07(python, root, work, gil_off):
+    """Builds the step07 module with CMake for `python` and runs test_step07.py on it."""
+    version = query(python, "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')")
+    build = work / "build"
+    configure = ["cmake", "-S", str(root), "-B", str(build), "-G", "Ninja", f"-DPython_EXECUTABLE={python}",
+                 f"-DGILONCE_PYTHON_VERSION={version}", "-DCMAKE_BUILD_TYPE=Debug", "-DGILONCE_DOCS=OFF"]
+    for step, cmd in (("configure", configure), ("build", ["cmake", "--build", str(build), "--target", "step07"])):
+        print(f"{step}:", " ".join(cmd), flush=True)
+        if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:
+            print(f"run_on_ft_python: the step07 module's CMake {step} failed for {python} "
+                  "(is pybind11 installed for it?)", file=sys.stderr)
+            return 1
+    module_dir = build / "walkthroughs" / "07-no-gil"
+    env = dict(os.environ, PYTHONPATH=str(module_dir))
+    test_cmd = [python, *gil_off, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                str(root / "walkthroughs" / "07-no-gil" / "test_step07.py")]
+    print("running:", " ".join(test_cmd), flush=True)
+    return subprocess.run(test_cmd, env=env).returncode
 
 
 if __name__ == "__main__":
