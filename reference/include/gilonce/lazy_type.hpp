@@ -178,7 +178,13 @@ public:
           code_(new user_code{std::move(attributes), std::move(make_bases)}),
           immutable_(immutable),
           module_(module),
-          ready_(spec != nullptr ? spec->name : nullptr) {}
+          ready_(spec != nullptr ? spec->name : nullptr)
+#if defined(Py_GIL_DISABLED)
+          ,
+          publication_(spec != nullptr ? spec->name : nullptr)
+#endif
+    {
+    }
     lazy_type(const lazy_type&) = delete;
     lazy_type& operator=(const lazy_type&) = delete;
     /// Releases the factories if this thread holds the GIL of a live interpreter; leaks
@@ -285,7 +291,7 @@ private:
 #if defined(Py_GIL_DISABLED)
     // No GIL orders the writes: publication release-stores, every read acquire-loads.
     std::atomic<PyTypeObject*> complete_{nullptr};
-    py_once_lock<bool> publication_{"gilonce::lazy_type publication"};  // one publisher at a time
+    py_once_lock<bool> publication_;  // one publisher at a time; named after the type
     std::atomic<bool> user_code_checked_{false};
     PyTypeObject* completed() const noexcept { return complete_.load(std::memory_order_acquire); }
     void mark_complete(PyTypeObject* type) noexcept { complete_.store(type, std::memory_order_release); }
@@ -418,14 +424,24 @@ inline bool lazy_type::dict_is_as_stage_one_left_it(const ready_type& ready) {
     PyObject* now = reinterpret_cast<PyTypeObject*>(ready.type.get())->tp_dict;
     Py_ssize_t matched = 0;
     bool same = true;
+    bool failed = false;
     PyObject *key, *value;
+#if defined(Py_GIL_DISABLED)
+    // Other threads may write this dict meanwhile (reading __annotations__ stores a key):
+    // PyDict_Next and its borrowed keys are safe only under the dict's own critical section.
+    // Nothing below blocks, so the section is not suspended.
+    Py_BEGIN_CRITICAL_SECTION(now);
+#endif
     for (Py_ssize_t pos = 0; same && PyDict_Next(now, &pos, &key, &value);) {
         if (!PyUnicode_CheckExact(key)) {
             same = false;
             break;
         }
-        PyObject* old = PyDict_GetItemWithError(before, key);
-        if (old == nullptr && PyErr_Occurred()) return false;
+        PyObject* old = PyDict_GetItemWithError(before, key);  // `before` is ours alone
+        if (old == nullptr && PyErr_Occurred()) {
+            failed = true;
+            break;
+        }
         if (old == nullptr) {
             same = PyUnicode_CompareWithASCIIString(key, "__annotations__") == 0 ||
                    PyUnicode_CompareWithASCIIString(key, "__annotations_cache__") == 0 ||
@@ -435,6 +451,10 @@ inline bool lazy_type::dict_is_as_stage_one_left_it(const ready_type& ready) {
         same = old == value;
         ++matched;
     }
+#if defined(Py_GIL_DISABLED)
+    Py_END_CRITICAL_SECTION();
+#endif
+    if (failed) return false;
     if (same && matched != PyDict_Size(before)) same = false;  // a key was removed
     if (!same)
         PyErr_Format(PyExc_RuntimeError,
@@ -593,8 +613,15 @@ inline bool lazy_type::publish(PyTypeObject* type, const computed& values, repla
     for (; inserted < values.size(); ++inserted) {
         py_ref name = py_ref::steal(PyUnicode_InternFromString(values[inserted].first));
         if (!name) { ok = false; break; }
+#if defined(Py_GIL_DISABLED)
+        // A strong reference at once: another thread may replace the value of a mutable type.
+        PyObject* old_value = nullptr;
+        if (PyDict_GetItemRef(dict, name.get(), &old_value) < 0) { ok = false; break; }
+        py_ref old = py_ref::steal(old_value);
+#else
         py_ref old = py_ref::borrow(PyDict_GetItemWithError(dict, name.get()));
         if (!old && PyErr_Occurred()) { ok = false; break; }
+#endif
         if (PyDict_SetItem(dict, name.get(), values[inserted].second.get()) < 0) { ok = false; break; }
         replaced.emplace_back(std::move(name), std::move(old));
     }

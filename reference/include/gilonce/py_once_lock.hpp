@@ -202,19 +202,27 @@ private:
 /// thread), attaching is PyEval_RestoreThread.
 struct python_attachment {
     PyThreadState* saved = nullptr;  ///< this thread's state while it is detached
+    bool in_main = false;            ///< whether that state is the main interpreter's
     /// Releases the GIL (detaches the thread state). Requires: attached.
-    void detach() noexcept { saved = PyEval_SaveThread(); }
+    void detach() noexcept {
+        in_main = PyInterpreterState_Get() == PyInterpreterState_Main();
+        saved = PyEval_SaveThread();
+    }
     /// Takes the GIL back (re-attaches). Not noexcept: CPython 3.11-3.13 ends a daemon
     /// thread here (pthread_exit) once Py_Finalize has started; that forced unwind must pass.
     void attach() { PyEval_RestoreThread(saved); }
-    /// Whether waiting for another thread's initializer can end: not once Py_Finalize has
-    /// started, when that thread is ended (3.11-3.13) or parked for ever (3.14) as soon as
-    /// it wants the interpreter back to publish. Safe detached (an atomic read).
+    /// Whether this thread may wait for another thread's initializer. Not in the main
+    /// interpreter once Py_Finalize has started (after atexit and the non-daemon threads):
+    /// the only thread still running there is the finalizing one, and the initializer's
+    /// thread is ended (3.11-3.13) or parked for ever (3.14) when it next wants the
+    /// interpreter -- which may be never, and on 3.14 is never. Refusing is chosen over a
+    /// wait that may not end. A sub-interpreter's threads run on until it is finalized, so
+    /// they may wait. Safe detached (an atomic read).
     bool may_wait() const noexcept {
 #if PY_VERSION_HEX >= 0x030D0000
-        return !Py_IsFinalizing();
+        return !(in_main && Py_IsFinalizing());
 #else
-        return !_Py_IsFinalizing();
+        return !(in_main && _Py_IsFinalizing());
 #endif
     }
 };
@@ -262,10 +270,12 @@ struct python_attachment {
 ///   interpreter, else leaked; the unwind calls no C API, resets the cell and wakes one
 ///   waiter). Destroying a cell whose initializer is running, or that has waiters, is
 ///   undefined.
-/// - During Py_Finalize a caller never waits for another thread's initializer: that thread
-///   is ended (3.11-3.13) or parked for ever (3.14) as soon as it wants the interpreter
-///   back, so it would never publish. The call fails instead (`std::runtime_error`, or from
-///   `get_or_try_init` a `RuntimeError`, naming the cell), and the cell stays as it is.
+/// - During Py_Finalize, in the main interpreter, a caller never waits for another thread's
+///   initializer: that thread is ended (3.11-3.13) or parked for ever (3.14) when it next
+///   wants the interpreter, which may be never (on 3.14: never). The call fails instead
+///   (`std::runtime_error`, or from `get_or_try_init` a `RuntimeError`, naming the cell),
+///   and the cell stays as it is. A deliberate choice: on 3.11-3.13 such a wait could
+///   sometimes end. Sub-interpreters' threads are not affected.
 /// - Fast path on a full cell: one acquire load and a branch, inlined (on x86-64 a plain
 ///   load): no atomic read-modify-write, no lock, no thread-id lookup.
 ///
@@ -372,7 +382,7 @@ private:
     static constexpr const char* empty_text = "initializer returned an empty handle";
     static constexpr const char* finalizing_text =
         "another thread is running its initializer while the interpreter is finalizing; that thread "
-        "is ended or parked when it wants the interpreter back, so waiting would never end";
+        "is ended or parked when it next wants the interpreter, so waiting might never end";
 
     template <class F>
     GILONCE_COLD const T& get_or_init_slow(gil_token gil, F&& init);
