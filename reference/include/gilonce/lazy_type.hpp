@@ -82,7 +82,11 @@ struct class_attribute {
 ///
 /// Contract of `get`, each line tested in tests/cpp/test_lazy_type*.cpp and
 /// tests/python/test_lazy_type.py:
-/// - Never blocks; takes no lock but the GIL.
+/// - With a GIL: never blocks; takes no lock but the GIL. On a free-threaded build
+///   (Py_GIL_DISABLED): stage 1 runs exactly once and publication is claimed by one thread
+///   at a time, each in a `py_once_lock` whose waiters detach before they block; no lock is
+///   held while user code (the bases factory aside, which runs in stage 1's claim) or a
+///   class-attribute factory runs.
 /// - Every caller gets the same type object. `get` returns it complete, with every class
 ///   attribute, to every caller but one: a call made while a factory runs, in the execution
 ///   context (thread, greenlet) computing the attributes, gets the ready type early, to
@@ -131,7 +135,8 @@ struct class_attribute {
 ///   door, so it is a `TypeError`. A spec
 ///   that already carries the flag is used as it is. Subclasses made in Python are
 ///   ordinary, mutable classes.
-/// - Fast path once complete: one load and a branch, inlined.
+/// - Fast path once complete: one load and a branch, inlined (free-threaded: an acquire
+///   load, a plain load on x86-64).
 /// - A thread ended by `pthread_exit` anywhere in stage 2 (a daemon thread during
 ///   Py_Finalize, CPython 3.11-3.13, wanting the GIL back in a factory, while an error is
 ///   chained, or while a value is released) unwinds through `get` with no Python C-API
