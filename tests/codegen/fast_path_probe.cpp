@@ -4,11 +4,10 @@
 // hold the contract stated at the declaration: on a full cell, a load and a branch; no
 // lock, no atomic read-modify-write, no thread-local (thread-id) access, no call. Two
 // peers, a plain global read and a function-local static, are compiled alongside for
-// comparison. Compiled as a release build: a debug build's per_interpreter_cell checks the
-// current interpreter on the sole path (a call), on purpose.
-#ifndef NDEBUG
-#define NDEBUG
-#endif
+// comparison. Compiled as an extension author's default build: with GILONCE_CHECKS=1,
+// per_interpreter_cell checks the current interpreter on the sole path (a call), on purpose.
+#undef GILONCE_CHECKS
+#define GILONCE_CHECKS 0
 #include <gilonce/gil_once_cell.hpp>
 
 using probe_cell = gilonce::gil_once_cell<PyObject*>;

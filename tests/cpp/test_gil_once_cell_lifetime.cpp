@@ -87,8 +87,8 @@ TEST_CASE("a cell destroyed with the GIL held on a live interpreter destroys its
     CHECK(out.observed == harness::verdict::finished);
 }
 
-#ifndef NDEBUG
-TEST_CASE("debug builds refuse a gil_token made without the GIL") {
+#if GILONCE_CHECKS
+TEST_CASE("GILONCE_CHECKS builds refuse a gil_token made without the GIL") {
     auto out = harness::run_in_child([] {
         (void)gilonce::gil_token::assume_held();  // the child's main thread holds no GIL here
         return harness::scenario_result::pass("a token was made without the GIL");

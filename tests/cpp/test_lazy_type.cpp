@@ -174,6 +174,27 @@ TEST_CASE("lazy_type: a failing factory names the class and attribute, nothing p
     CHECK(t.attr("SECOND").cast<int>() == 2);
 }
 
+TEST_CASE("lazy_type: a factory that returns NULL without an exception is named as the cause") {
+    static PyType_Spec spec = {"lazytest.Silent", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, point_slots};
+    static gilonce::lazy_type silent(&spec, {{"X", [](gilonce::gil_token) -> PyObject* { return nullptr; }}});
+    static PyType_Spec based_spec = {"lazytest.SilentBases", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, point_slots};
+    static gilonce::lazy_type silent_bases(&based_spec, {}, [](gilonce::gil_token) -> PyObject* { return nullptr; });
+    static gilonce::lazy_type noisy_bases(&based_spec, {}, [](gilonce::gil_token) -> PyObject* {
+        PyErr_SetString(PyExc_ValueError, "and a value");
+        return Py_NewRef(reinterpret_cast<PyObject*>(&PyBaseObject_Type));
+    });
+    harness::traced_gil gil;
+    CHECK(silent.get(gil.token()) == nullptr);
+    CHECK(error_text() == "RuntimeError: cannot compute class attribute lazytest.Silent.X <- SystemError: class "
+                          "attribute factory lazytest.Silent.X returned NULL without setting an exception");
+    CHECK(silent_bases.get(gil.token()) == nullptr);
+    CHECK(error_text() == "RuntimeError: cannot compute the bases of lazytest.SilentBases <- SystemError: bases "
+                          "factory of lazytest.SilentBases returned NULL without setting an exception");
+    CHECK(noisy_bases.get(gil.token()) == nullptr);
+    CHECK(error_text() == "SystemError: bases factory of lazytest.SilentBases returned a value with an exception set "
+                          "<- ValueError: and a value");
+}
+
 TEST_CASE("lazy_type: a bases factory asking for the type is a RuntimeError naming it") {
     static PyType_Spec spec = {"lazytest.SelfBased", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, point_slots};
     static gilonce::lazy_type self_based(&spec, {}, [](gilonce::gil_token gil) -> PyObject* {

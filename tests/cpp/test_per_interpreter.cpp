@@ -2,9 +2,10 @@
 // `static gil_once_cell` in the two situations it gets wrong: a sub-interpreter, and
 // Py_Finalize followed by Py_Initialize; then the census (join_interpreter), whose sole slot
 // lets one joined interpreter read with one load, in the same situations, without a census,
-// and misused. The value records which interpreter computed it (its id and a generation),
-// so a value handed to the wrong interpreter is seen, not guessed. Each case runs in a
-// forked child (it makes interpreters and finalizes them).
+// and misused; last, a read while an ending interpreter's dict is cleared, which must leave
+// nothing for the next interpreter at the same address. The value records which interpreter
+// computed it (its id and a generation), so a value handed to the wrong interpreter is seen,
+// not guessed. Each case runs in a forked child (it makes interpreters and finalizes them).
 #include <catch2/catch.hpp>
 
 #include <gilonce/gilonce.hpp>
@@ -18,8 +19,10 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "harness/event.hpp"
 #include "harness/watchdog.hpp"
@@ -121,7 +124,7 @@ TEST_CASE("per-interpreter: after Py_Finalize and Py_Initialize the value is com
 // ---- the census: join_interpreter and the sole slot ----------------------------------------
 // Which read path a cell takes is seen through detail::sole_value (what its sole slot holds),
 // and by behaviour: an interpreter that did not join, reading while another is the sole one,
-// gets that one's value (release) or is stopped (debug).
+// gets that one's value, or is stopped (GILONCE_CHECKS=1).
 
 namespace {
 
@@ -308,9 +311,9 @@ TEST_CASE("census: without join_interpreter the sole slot is never set and every
 }
 
 // The misuse the contract forbids: main joined and is the sole one; a sub-interpreter that
-// did not join reads. A debug build stops it; a release build hands it main's value, which
-// is why the contract requires every interpreter to join.
-TEST_CASE("census: an interpreter that did not join reads while another is the sole one (debug: aborts)") {
+// did not join reads. A build with GILONCE_CHECKS=1 stops it; otherwise it is handed main's
+// value, which is why the contract requires every interpreter to join.
+TEST_CASE("census: an interpreter that did not join reads while another is the sole one (GILONCE_CHECKS: aborts)") {
     auto out = harness::run_in_child([] {
         std::signal(SIGABRT, SIG_DFL);  // the child dies of the abort; Catch's handler would report it as its own
         PyGILState_Ensure();
@@ -325,15 +328,15 @@ TEST_CASE("census: an interpreter that did not join reads while another is the s
         return scenario_result::pass("the sub-interpreter got main's value");
     });
     INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
-#ifdef NDEBUG
-    CHECK(out.observed == harness::verdict::finished);
-    CHECK(out.detail == "the sub-interpreter got main's value");
-#else
+#if GILONCE_CHECKS
     CHECK(out.observed == harness::verdict::crashed);
     CHECK(out.signal == SIGABRT);
     CHECK_THAT(out.child_stderr,
                Catch::Contains("gilonce::per_interpreter_cell 'joined': read from an interpreter that did not call "
                                "gilonce::join_interpreter while another interpreter is the only one joined"));
+#else
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "the sub-interpreter got main's value");
 #endif
 }
 
@@ -391,4 +394,109 @@ TEST_CASE("census: fork() while another thread holds the census lock leaves the 
     INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
     CHECK(out.observed == harness::verdict::finished);
     CHECK(out.detail == "fork() waited for the census lock; the child found it free");
+}
+
+// ---- a read while the interpreter's dict is cleared ----------------------------------------
+// CPython ends an interpreter (Py_EndInterpreter, Py_Finalize) by detaching its dict and then
+// releasing the dict's entries; a dealloc that runs then and reads a per_interpreter_cell finds
+// a new, empty dict (PyInterpreterState_GetDict makes one), which nothing will ever clear.
+// Here the value of `releasing_cell` reads `read_at_release` when it is released. Had that
+// read computed and remembered a value, the next interpreter at the same address (the
+// static main interpreter after re-initialization; the next sub-interpreter, from the freed
+// memory) would be handed it: seen as a value made by another interpreter or generation.
+
+namespace {
+
+gilonce::per_interpreter_cell<made_by> read_at_release{"read at release"};
+std::string seen_at_release = "nothing";  // what the read at release got
+
+// Reads `read_at_release` when released (a moved-from one does not).
+struct reads_when_released {
+    bool armed = true;
+    reads_when_released() = default;
+    reads_when_released(reads_when_released&& other) noexcept : armed(std::exchange(other.armed, false)) {}
+    ~reads_when_released() {
+        if (!armed) return;
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);  // a dealloc may run with an exception set
+        const made_by* got = read_at_release.get_or_try_init(gilonce::gil_token::assume_held(),
+                                                             [] { return std::optional<made_by>(this_interpreter()); });
+        if (got != nullptr) {
+            seen_at_release = describe(*got);
+        } else {
+            PyObject *error_type, *error, *error_tb;
+            PyErr_Fetch(&error_type, &error, &error_tb);
+            PyObject* text = error != nullptr ? PyObject_Str(error) : nullptr;
+            seen_at_release = std::string("refused: ") + (text != nullptr ? PyUnicode_AsUTF8(text) : "no error set");
+            Py_XDECREF(text);
+            Py_XDECREF(error_type);
+            Py_XDECREF(error);
+            Py_XDECREF(error_tb);
+        }
+        PyErr_Restore(type, value, tb);
+    }
+};
+gilonce::per_interpreter_cell<reads_when_released> releasing_cell{"reads when released"};
+
+}  // namespace
+
+TEST_CASE("teardown: a read while Py_EndInterpreter clears the dict leaves the next sub-interpreter at that address its own value") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        PyThreadState* main_state = PyThreadState_Get();
+        PyThreadState* first = Py_NewInterpreter();
+        if (first == nullptr) return scenario_result::fail("Py_NewInterpreter failed");
+        auto gil = gilonce::gil_token::assume_held();
+        PyInterpreterState* first_interp = PyInterpreterState_Get();
+        const long long first_id = PyInterpreterState_GetID(first_interp);
+        (void)releasing_cell.get_or_init(gil, [] { return reads_when_released{}; });
+        Py_EndInterpreter(first);  // releases the value, which reads read_at_release
+        PyThreadState_Swap(main_state);
+        PyThreadState* next = Py_NewInterpreter();
+        if (next == nullptr) return scenario_result::fail("the second Py_NewInterpreter failed");
+        const bool same_address = PyInterpreterState_Get() == first_interp;
+        const long long next_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+        const made_by& got = read_at_release.get_or_init(gil, this_interpreter);
+        std::fprintf(stderr, "sub-interpreter %lld ended; its dealloc's read got: %s; next sub-interpreter %lld at the "
+                     "same address %d reads %s\n", first_id, seen_at_release.c_str(), next_id, same_address,
+                     describe(got).c_str());
+        const long long got_id = got.interpreter_id;
+        Py_EndInterpreter(next);
+        PyThreadState_Swap(main_state);
+        if (!same_address) return scenario_result::fail("the next sub-interpreter is at another address: no reuse to show");
+        if (got_id != next_id) return scenario_result::fail("the next sub-interpreter got the ended one's value");
+        if (seen_at_release.rfind("refused: ", 0) != 0 ||
+            seen_at_release.find("'read at release'") == std::string::npos)
+            return scenario_result::fail("the read during the end was not refused naming the cell");
+        return scenario_result::pass("the read at the end was refused; the next sub-interpreter computed its own");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "the read at the end was refused; the next sub-interpreter computed its own");
+}
+
+TEST_CASE("teardown: a read while Py_Finalize clears the dict leaves the re-initialized interpreter its own value") {
+    auto out = harness::run_in_child([] {
+        PyGILState_Ensure();
+        auto gil = gilonce::gil_token::assume_held();
+        PyInterpreterState* first = PyInterpreterState_Get();
+        (void)releasing_cell.get_or_init(gil, [] { return reads_when_released{}; });
+        if (Py_FinalizeEx() != 0) return scenario_result::fail("Py_FinalizeEx failed");  // the value reads
+        ++generation;
+        Py_Initialize();
+        gil = gilonce::gil_token::assume_held();
+        const bool same_address = PyInterpreterState_Get() == first;
+        const made_by& got = read_at_release.get_or_init(gil, this_interpreter);
+        std::fprintf(stderr, "Py_Finalize's dealloc's read got: %s; re-initialized interpreter at the same address %d "
+                     "reads %s\n", seen_at_release.c_str(), same_address, describe(got).c_str());
+        if (!same_address) return scenario_result::fail("the re-initialized interpreter is at another address");
+        if (got.generation != 2) return scenario_result::fail("the re-initialized interpreter got the finalized one's value");
+        if (seen_at_release.rfind("refused: ", 0) != 0 ||
+            seen_at_release.find("'read at release'") == std::string::npos)
+            return scenario_result::fail("the read during Py_Finalize was not refused naming the cell");
+        return scenario_result::pass("the read at the end was refused; the re-initialized interpreter computed its own");
+    });
+    INFO(out.summary() << "\nchild stderr:\n" << out.child_stderr);
+    CHECK(out.observed == harness::verdict::finished);
+    CHECK(out.detail == "the read at the end was refused; the re-initialized interpreter computed its own");
 }

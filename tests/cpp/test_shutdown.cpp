@@ -634,8 +634,8 @@ TEST_CASE("shutdown: a daemon thread that holds the module inside its lazy_type'
     CHECK(out.detail.find("; the module and its state leaked with the thread's reference") != std::string::npos);
 }
 
-#ifndef NDEBUG
-TEST_CASE("shutdown: the debug GIL check is not fooled once a sub-interpreter has existed") {
+#if GILONCE_CHECKS
+TEST_CASE("shutdown: the GILONCE_CHECKS GIL check is not fooled once a sub-interpreter has existed") {
     auto out = harness::run_in_child([] {
         PyGILState_Ensure();
         PyThreadState* main_state = PyThreadState_Get();

@@ -8,6 +8,16 @@
 
 #include <utility>
 
+// GILONCE_CHECKS: the misuse checks that would cost something on a fast path, namely
+// `gil_token::assume_held`'s "does this thread hold the GIL?" and per_interpreter_cell's
+// "did this interpreter join the census?". Off unless the build defines GILONCE_CHECKS=1.
+// NDEBUG plays no part: setuptools (from Python's own CFLAGS) and CMake's Release both
+// define it, so a check tied to it would be off exactly where extensions are built. Checks
+// on slow paths, which run once per value, are on in every build.
+#ifndef GILONCE_CHECKS
+#define GILONCE_CHECKS 0
+#endif
+
 #if defined(__GLIBCXX__)
 #include <cxxabi.h>  // abi::__forced_unwind
 #endif
@@ -18,6 +28,20 @@
 #define GILONCE_COLD __declspec(noinline)
 #else
 #define GILONCE_COLD
+#endif
+
+// GILONCE_EXTENSION_PRIVATE marks each variable holding process-wide state (and each inline
+// function whose local static does), so that every extension module keeps its own: one copy
+// per extension, shared by its translation units, never by two extensions. Built with default
+// visibility (what setuptools does), GCC emits inline variables and the statics of inline
+// functions as STB_GNU_UNIQUE symbols, which the dynamic loader merges across modules loaded
+// with RTLD_LOCAL: two extensions would share one census. Only the variables are marked; a
+// hidden namespace would make GCC warn (-Wattributes) about an author's default-visibility
+// type that has a gilonce member.
+#if defined(__GNUC__) || defined(__clang__)
+#define GILONCE_EXTENSION_PRIVATE __attribute__((visibility("hidden")))
+#else
+#define GILONCE_EXTENSION_PRIVATE
 #endif
 
 // UBSan reports "reference binding to null pointer" for `catch (abi::__forced_unwind&)`:

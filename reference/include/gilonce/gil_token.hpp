@@ -3,14 +3,18 @@
 // Every gilonce API that reads or writes shared state relies on the GIL for mutual
 // exclusion. Instead of re-checking the GIL on every call (slow) or trusting a comment
 // (unchecked), the API takes a `gil_token`: an empty object you can only obtain from an
-// RAII `gil_acquire`, or by stating `gil_token::assume_held()`, which debug builds check.
+// RAII `gil_acquire`, or by stating `gil_token::assume_held()`, which is checked when the
+// build defines GILONCE_CHECKS=1 (see compiler.hpp).
 #pragma once
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include <cassert>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
 
+#include "compiler.hpp"
 #include "gil_state.hpp"
 
 // On a free-threaded build (Py_GIL_DISABLED) there is no GIL; a token there stands for "this
@@ -27,7 +31,11 @@ namespace gilonce {
 /// A token is valid only while the GIL stays held by the thread that made it. Do not
 /// store it, send it to another thread, or keep using it after the GIL was released
 /// (for example across `Py_BEGIN_ALLOW_THREADS`): C++ cannot enforce this, so it is the
-/// caller's contract, checked in debug builds where the token is created.
+/// caller's contract, checked where the token is made when GILONCE_CHECKS=1.
+///
+/// A token cannot be forged: `gil_token{}` and `{}` in place of a token do not compile (its
+/// constructor is private and user-provided, so it is not an aggregate, in C++17 too), and
+/// neither does keeping the token of a temporary `gil_acquire` (`gil_acquire{}.token()`).
 ///
 /// Example:
 /// @code
@@ -37,26 +45,37 @@ namespace gilonce {
 /// @endcode
 class gil_token {
 public:
-    /// Requires: the calling thread holds the GIL. Unless `NDEBUG` is defined, this is
-    /// checked and a violation aborts. The check asks the thread state, not
+    /// Requires: the calling thread holds the GIL. With GILONCE_CHECKS=1 (whatever NDEBUG
+    /// says) this is checked, and a violation aborts with a message; otherwise it costs
+    /// nothing and is not checked. The check asks the thread state, not
     /// `PyGILState_Check()`, which answers 1 on every thread once a sub-interpreter has
-    /// existed (3.11); it is right with sub-interpreters and after Py_Finalize.
+    /// existed (3.11); it is right with sub-interpreters, before Py_Initialize and after
+    /// Py_Finalize.
     /// Returns: a token for code that runs before this thread next releases the GIL.
     static gil_token assume_held() noexcept {
-        assert(detail::this_thread_holds_the_gil() && "gilonce::gil_token::assume_held: the GIL is not held");
+#if GILONCE_CHECKS
+        if (!detail::this_thread_holds_the_gil()) {
+            std::fputs("gilonce::gil_token::assume_held: the GIL is not held by this thread\n", stderr);
+            std::abort();
+        }
+#endif
         return gil_token{};
     }
 
 private:
     friend class gil_acquire;
-    constexpr gil_token() noexcept = default;
+    // User-provided (not `= default`): in C++17 a class whose only constructor is a
+    // defaulted private one is still an aggregate, and `gil_token{}` would bypass it.
+    constexpr gil_token() noexcept {}
 };
 
 /// RAII acquisition of the GIL (`PyGILState_Ensure` / `PyGILState_Release`), and the
 /// usual source of a `gil_token`.
 ///
-/// Requires: the interpreter is initialized. The calling thread may or may not hold the
-/// GIL already (the acquisition nests). Must be destroyed on the thread that created it,
+/// Requires: the interpreter is initialized (checked in every build: before Py_Initialize
+/// or after Py_Finalize, `PyGILState_Ensure` would crash, so the constructor throws
+/// `std::logic_error` saying so). The calling thread may or may not hold the GIL already
+/// (the acquisition nests). Must be destroyed on the thread that created it,
 /// with the GIL held (anything released inside its scope is taken back first).
 /// During Py_Finalize (CPython 3.11-3.13), a thread that waits for the GIL is ended with
 /// `pthread_exit`, and its stack is unwound without the GIL: this destructor then finds
@@ -66,7 +85,9 @@ class gil_acquire {
 public:
     /// Not `noexcept`: CPython 3.11-3.13 ends a daemon thread with `pthread_exit` right in
     /// `PyGILState_Ensure` once Py_Finalize has started, and that unwind must pass through.
-    gil_acquire() : state_(PyGILState_Ensure()) {}
+    /// Throws: `std::logic_error` when no main interpreter exists (not yet initialized, or
+    /// finalized). A thread that asks *during* Py_Finalize still meets CPython's own rule.
+    gil_acquire() : state_(ensure()) {}
     ~gil_acquire() {
         if (detail::this_thread_holds_the_gil()) PyGILState_Release(state_);
     }
@@ -74,9 +95,22 @@ public:
     gil_acquire& operator=(const gil_acquire&) = delete;
 
     /// Returns: a token valid while this object lives and the GIL is not released.
-    gil_token token() const noexcept { return gil_token{}; }
+    gil_token token() const& noexcept { return gil_token{}; }
+    /// Deleted: the token of a temporary would outlive the GIL it proves
+    /// (`gil_token t = gil_acquire{}.token();`). Name the `gil_acquire`.
+    gil_token token() const&& = delete;
 
 private:
+    // The main interpreter exists from Py_Initialize until Py_Finalize has destroyed it;
+    // PyInterpreterState_Main() only reads the runtime's pointer, so it is safe to ask first.
+    static PyGILState_STATE ensure() {
+        if (PyInterpreterState_Main() == nullptr)
+            throw std::logic_error(
+                "gilonce::gil_acquire: the interpreter is not initialized (before Py_Initialize, or after "
+                "Py_Finalize): there is no GIL to acquire");
+        return PyGILState_Ensure();
+    }
+
     PyGILState_STATE state_;
 };
 

@@ -29,14 +29,17 @@
 #include <mutex>
 #endif
 
+#include "compiler.hpp"
+
 namespace gilonce {
 namespace detail {
 
 /// Serials of computations: never reused in this process by this copy of the header, and
 /// tagged with the counter's address, which tells the copies in different extension
-/// modules apart. So an entry names one computation of the process, even after the object
-/// it computed is gone and another took its address.
-inline std::atomic<std::uint64_t> computation_counter{0};
+/// modules apart (the counter is private to each extension, whatever its visibility
+/// flags). So an entry names one computation of the process, even after the object it
+/// computed is gone and another took its address.
+GILONCE_EXTENSION_PRIVATE inline std::atomic<std::uint64_t> computation_counter{0};
 inline std::uint64_t computation_tag() noexcept { return reinterpret_cast<std::uintptr_t>(&computation_counter); }
 
 /// The computations of one lazy value in progress, GIL-guarded (free-threaded builds: by a
@@ -108,7 +111,7 @@ private:
 /// in the process, so the key names the value's format; change the key if it changes.
 /// Requires: the GIL is held. Returns: a borrowed reference, or null with an exception set.
 inline PyObject* initializing_var() {
-    static constexpr const char key[] = "gilonce.initializing/3";
+    const char* const key = "gilonce.initializing/3";  // a literal, not a static: no symbol to share
     PyObject* interp_dict = PyInterpreterState_GetDict(PyInterpreterState_Get());
     if (interp_dict == nullptr) {
         PyErr_SetString(PyExc_SystemError, "gilonce: this interpreter has no per-interpreter dict");

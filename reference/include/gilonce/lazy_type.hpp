@@ -118,9 +118,16 @@ struct class_attribute {
 ///     `RuntimeError("cannot compute class attribute TYPE.ATTRIBUTE")` set, the factory's
 ///     error as `__cause__`; nothing is published, and the next call (in any context)
 ///     computes the attributes again;
+///   - a factory that returns null without setting an exception: the same `RuntimeError`,
+///     whose cause is
+///     `SystemError("class attribute factory TYPE.ATTRIBUTE returned NULL without setting an exception")`;
 ///   - a factory that returns a value with an exception set:
 ///     `SystemError("class attribute factory TYPE.ATTRIBUTE returned a value with an exception set")`;
-///   - a failing bases factory: `RuntimeError("cannot compute the bases of TYPE")`;
+///   - a failing bases factory: `RuntimeError("cannot compute the bases of TYPE")`, its
+///     error as `__cause__`; one that returns null without setting an exception has as
+///     cause `SystemError("bases factory of TYPE returned NULL without setting an exception")`,
+///     and one that returns a value with an exception set gives
+///     `SystemError("bases factory of TYPE returned a value with an exception set")`;
 ///   - a C++ exception from either becomes `RuntimeError("C++ exception: WHAT")` (or
 ///     `MemoryError`) as that cause: no C++ exception escapes `get`;
 ///   - a `KeyboardInterrupt`, `SystemExit` or greenlet's `GreenletExit` (a `BaseException`
@@ -137,6 +144,14 @@ struct class_attribute {
 ///   ordinary, mutable classes.
 /// - Fast path once complete: one load and a branch, inlined (free-threaded: an acquire
 ///   load, a plain load on x86-64).
+/// - The garbage collector: before the type is complete, `get` may create the type, run
+///   the factories and release the GIL, none of which a traversal may do (CPython: a
+///   `tp_traverse` must not create or destroy objects or change a reference count), and
+///   `get` cannot tell that it is called from one: CPython says nothing to C code about a
+///   traversal in progress. So `tp_traverse` and `m_traverse` ask `get_for_traverse`,
+///   which never computes. Everything else the collector runs (`tp_clear`, `tp_finalize`,
+///   `__del__`, `tp_dealloc`, weakref callbacks) runs after the traversal, where Python
+///   code may run: `get` works there as anywhere, computing included.
 /// - A thread ended by `pthread_exit` anywhere in stage 2 (a daemon thread during
 ///   Py_Finalize, CPython 3.11-3.13, wanting the GIL back in a factory, while an error is
 ///   chained, or while a value is released) unwinds through `get` with no Python C-API
@@ -167,7 +182,10 @@ public:
     /// `spec` must outlive this object and every type it creates (Python 3.11 keeps
     /// `spec->name` as the type's `tp_name`): a `static` spec. `make_bases`, if given,
     /// runs in stage 1 and returns a new reference to a base type or a tuple of bases
-    /// (or null with a Python exception set); it must not ask for this type.
+    /// (or null with a Python exception set); it must not ask for this type. On a
+    /// free-threaded build stage 1 is a `py_once_lock`, whose waiters block: there the bases
+    /// factory must not import either (see `py_once_lock` on the import lock); import the
+    /// bases' module before the first `get`.
     /// `immutable`: make the type immutable in stage 1 (see the class comment).
     /// `module`: for a `lazy_type` in module state (PEP 489/630), the module it belongs to
     /// (borrowed: the state lives inside it). The type is then created with
@@ -200,7 +218,10 @@ public:
     }
 
     /// Requires: the GIL is held, and no Python exception is set (as for any C API call that
-    /// may run Python code; the slow path would take it for its own failure).
+    /// may run Python code; the slow path would take it for its own failure). Not called
+    /// from a traversal (`tp_traverse`, `m_traverse`) unless `is_complete`: there the slow
+    /// path would run Python code inside the collection, which crashes the process; use
+    /// `get_for_traverse`.
     /// Returns: a borrowed reference to the complete type (see the class comment for the
     /// one early exception), or null with a Python exception set. Throws nothing but a
     /// forced unwind (`pthread_exit`), which it lets through.
@@ -208,6 +229,20 @@ public:
         // SPIN: fast_complete
         if (PyTypeObject* type = completed()) return type;  // the fast path: a load and a branch
         return get_slow(gil);
+    }
+
+    /// For `tp_traverse` and `m_traverse` (and every other traversal: `gc.get_referrers()`
+    /// calls them outside any collection): the type if stage 1 made it, complete or not, else
+    /// null (no type exists, so there is nothing to visit). Never computes, never runs
+    /// Python code, never allocates, never blocks, never changes a reference count, never
+    /// sets an exception: what CPython asks of a traversal, and what its `_DuringGC`
+    /// functions promise. An instance's own type is `Py_TYPE(self)`; this is for a traversal
+    /// that needs the type itself, to compare or to visit.
+    /// Requires: the GIL is held (the collector holds it; a free-threaded collector has
+    /// stopped the world). Returns: a borrowed reference, or null.
+    PyTypeObject* get_for_traverse(gil_token gil) const noexcept {
+        const ready_type* ready = ready_.get(gil);
+        return ready != nullptr ? reinterpret_cast<PyTypeObject*>(ready->type.get()) : nullptr;
     }
 
     /// Requires: the GIL is held. Whether the class attributes have been published.
@@ -273,6 +308,7 @@ private:
     PyTypeObject* compute_and_publish(gil_token gil, const ready_type& ready);
     bool dict_is_as_stage_one_left_it(const ready_type& ready);
     py_ref make_bases(gil_token gil);
+    void report_factory_failure(const char* attribute, bool half_failed) const;
     bool bases_are_immutable(PyObject* bases) const;
     bool make_immutable(PyTypeObject* type) const;
     using replaced_values = std::vector<std::pair<py_ref, py_ref>>;  // (name, old value)
@@ -362,11 +398,7 @@ inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_t
                 if (!value || half_failed) {
                     scope->end();
                     if (half_failed) detail::release_now(value);
-                    const std::string what = std::string(half_failed ? "class attribute factory " : "cannot compute class attribute ") +
-                                             spec_->name + "." + attribute.name +
-                                             (half_failed ? " returned a value with an exception set" : "");
-                    raise_from_current_unless_interrupt(half_failed ? PyExc_SystemError : PyExc_RuntimeError,
-                                                        what.c_str());
+                    report_factory_failure(attribute.name, half_failed);
                     release_all(values);
                     return nullptr;
                 }
@@ -560,14 +592,35 @@ inline std::optional<lazy_type::ready_type> lazy_type::finish_ready_type(py_ref&
 // The bases factory, its errors named after the type. Empty with no factory.
 inline py_ref lazy_type::make_bases(gil_token gil) {
     if (!code_->make_bases) return py_ref();
+    bool half_failed = false;  // a value with an exception set: released, and an error
     py_ref bases = py_ref::steal(detail::call_user_code(
-        [&] { return detail::call_reporting_cpp_exceptions([&] { return code_->make_bases(gil); }); },
+        [&]() -> PyObject* {
+            PyObject* made = detail::call_reporting_cpp_exceptions([&] { return code_->make_bases(gil); });
+            half_failed = made != nullptr && PyErr_Occurred();
+            if (half_failed) Py_DECREF(made);
+            return half_failed ? nullptr : made;
+        },
         [] {}));
-    if (!bases) {
-        const std::string what = std::string("cannot compute the bases of ") + spec_->name;
-        raise_from_current_unless_interrupt(PyExc_RuntimeError, what.c_str());
-    }
+    if (!bases) report_factory_failure(nullptr, half_failed);
     return bases;
+}
+
+// A factory failed: say which one and what it did. Its own error becomes the cause of a
+// RuntimeError naming the value; a factory that broke the C-API convention (null without an
+// exception, or a value with one) is named in a SystemError. `attribute`: null for the bases.
+inline void lazy_type::report_factory_failure(const char* attribute, bool half_failed) const {
+    const std::string type = spec_->name;
+    const std::string factory = attribute != nullptr ? "class attribute factory " + type + "." + attribute
+                                                     : "bases factory of " + type;
+    if (half_failed) {
+        raise_from_current_unless_interrupt(PyExc_SystemError, (factory + " returned a value with an exception set").c_str());
+        return;
+    }
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_SystemError, (factory + " returned NULL without setting an exception").c_str());
+    const std::string value = attribute != nullptr ? "cannot compute class attribute " + type + "." + attribute
+                                                   : "cannot compute the bases of " + type;
+    raise_from_current_unless_interrupt(PyExc_RuntimeError, value.c_str());
 }
 
 // PyType_Freeze's rule: an immutable type's bases are immutable, or attributes could be

@@ -59,7 +59,7 @@ struct cell_slots {
     /// exactly one and that one filled the value; read without asking which interpreter
     /// is current. Written under the census lock; read anywhere (acquire).
     std::atomic<const void*> sole{nullptr};
-    /// Whose value `sole` is (written before it, never cleared): for the debug check only.
+    /// Whose value `sole` is (written before it, never cleared): for GILONCE_CHECKS only.
     std::atomic<PyInterpreterState*> sole_owner{nullptr};
     /// The first interpreter to fill the value, checked against the current one.
     std::atomic<const fast_record*> fast{nullptr};
@@ -76,8 +76,8 @@ struct cell_slots {
 
 struct interpreter_table;
 
-/// Internal: aborts, naming the cell and the broken contract (a debug build's check that a
-/// read from the sole path is the sole interpreter's).
+/// Internal: aborts, naming the cell and the broken contract (GILONCE_CHECKS: a read from
+/// the sole path is the sole interpreter's).
 [[noreturn]] inline void sole_value_misused(const char* name) noexcept;
 }  // namespace detail
 
@@ -107,10 +107,13 @@ inline int joined_interpreters() noexcept;
 /// module (PEP 489); never from a single-phase `PyInit_*`, which CPython does not re-run
 /// for a second interpreter. An extension that never calls it keeps the checked reads.
 /// Violation: an interpreter that reads a cell without having joined, while another one is
-/// the only one joined, gets that interpreter's value. Unless `NDEBUG` is defined this is
-/// checked on every such read, and aborts with a message naming the cell.
+/// the only one joined, gets that interpreter's value. A build that defines GILONCE_CHECKS=1
+/// checks every such read (a compare on the fast path) and aborts with a message naming the
+/// cell; by default it is not checked.
+/// The census is this extension's own: another extension built from these headers, joined
+/// or not, has its own census, tables and cells, whatever either's symbol visibility.
 /// Returns: 0; or -1 with a Python exception set (this interpreter's dict cannot be read
-/// or extended), which `Py_mod_exec` returns as it is.
+/// or extended, or the interpreter is ending), which `Py_mod_exec` returns as it is.
 ///
 /// Example:
 /// @code
@@ -127,7 +130,19 @@ inline int join_interpreter(gil_token gil) noexcept;
 /// cell's whole contract (initializers may race and the first value stored wins; re-entry
 /// is an error naming the cell). When the interpreter ends (`Py_EndInterpreter`,
 /// `Py_Finalize`), its values are released with its GIL held, and a later interpreter,
-/// even one at the same address after re-initialization, computes its own.
+/// even one at the same address after re-initialization, computes its own. Nothing is shared
+/// with another extension module built from these headers: each has its own values.
+///
+/// While the interpreter ends: CPython detaches its dict, then releases the entries (a
+/// dealloc that runs then may read a cell). From the moment this extension's values are
+/// released, and after, a read computes and stores nothing: `get` returns null (no
+/// exception), `get_or_try_init` null with a `RuntimeError` naming the cell, `get_or_init`
+/// throws `std::runtime_error` naming it; a deallocator should use the first two. A read
+/// earlier in the end (another entry's dealloc) works as usual; a value it computes is
+/// released with the others. One case is not told apart from a new interpreter's first
+/// read: a read during the end in an interpreter that had used no cell of this extension
+/// before. An extension whose deallocators read cells calls `join_interpreter`, which
+/// makes this extension's table in every interpreter at import.
 ///
 /// The fast path, in three tiers:
 /// - while `join_interpreter` counts exactly one interpreter (the usual process: one
@@ -163,14 +178,16 @@ public:
     per_interpreter_cell& operator=(const per_interpreter_cell&) = delete;
 
     /// Requires: the GIL is held. Returns: this interpreter's value, or null if it has none
-    /// yet (or on an error reading the interpreter's dict, with a Python exception set).
+    /// yet or is ending (or on an error reading the interpreter's dict, with a Python
+    /// exception set).
     const T* get(gil_token gil) {
         if (const T* value = fast()) return value;
         return get_slow(gil);
     }
 
     /// As `gil_once_cell::get_or_init`, for this interpreter's value. Also throws
-    /// `std::runtime_error` if the interpreter's dict cannot be read or extended (memory).
+    /// `std::runtime_error` if the interpreter's dict cannot be read or extended (memory),
+    /// or if the interpreter is ending (its values released: see the class comment).
     template <class F>
     const T& get_or_init(gil_token gil, F&& init) {
         if (const T* value = fast()) return *value;
@@ -178,7 +195,8 @@ public:
     }
 
     /// As `gil_once_cell::get_or_try_init`, for this interpreter's value: null with a
-    /// Python exception set on failure.
+    /// Python exception set on failure (a `RuntimeError` naming the cell if the interpreter
+    /// is ending).
     template <class F>
     const T* get_or_try_init(gil_token gil, F&& init) {
         if (const T* value = fast()) return value;
@@ -193,7 +211,7 @@ private:
     const T* fast() const noexcept {
         // GILONCE_FAST_PATH_SOLE: only one interpreter joined, and this is its value.
         if (const void* sole = slots_.sole.load(std::memory_order_acquire)) {
-#ifndef NDEBUG
+#if GILONCE_CHECKS
             if (slots_.sole_owner.load(std::memory_order_relaxed) != PyInterpreterState_Get())
                 detail::sole_value_misused(name_);
 #endif
@@ -256,6 +274,7 @@ struct gil_once_cell_entry final : interpreter_entry {
 /// the header.
 struct interpreter_table {
     PyInterpreterState* interp;  ///< the interpreter whose dict holds this table
+    PyObject* dict;              ///< that dict (borrowed: it owns the table's capsule)
     std::unordered_map<const void*, std::unique_ptr<interpreter_entry>> entries;  ///< by owning cell
     bool joined = false;                      ///< counted by the census (under its lock)
     interpreter_table* next_joined = nullptr;  ///< the census's list (under its lock)
@@ -286,7 +305,7 @@ struct census_state {
     bool fork_handlers_installed = false;      ///< under `lock`
 };
 /// One census per copy of the header (per extension module), as the tables are.
-inline census_state census;
+GILONCE_EXTENSION_PRIVATE inline census_state census;
 
 // fork() copies only the forking thread: had another thread (an own-GIL interpreter's) held
 // `lock` at that moment, the child's `lock` would stay locked for ever. So the forking thread
@@ -394,9 +413,35 @@ inline void sole_value_misused(const char* name) noexcept {
     std::abort();
 }
 
+// This copy's key in an interpreter's dict. It names this copy of the header (its
+// computation counter's address, private to the extension): copies in different extension
+// modules keep separate tables of their own layout. A new reference, or null (exception set).
+inline PyObject* table_key() {
+    return PyUnicode_FromFormat("gilonce.per_interpreter/1/%p", reinterpret_cast<void*>(computation_tag()));
+}
+
+// CPython ends an interpreter by detaching its dict (interp->dict = NULL) and then releasing
+// the entries; PyInterpreterState_GetDict called after that makes a new dict, which nothing
+// ever clears. A table made there would never be released and its fast records would hand
+// its values to the next interpreter at the same address. So when this copy's table goes
+// with a detached dict, the new dict gets None under this copy's key: reads there are refused
+// instead, and a table a dealloc made there earlier in the end (replaced now) is released
+// like this one. (A table whose entry was deleted from a dict still attached, which only a
+// test does, leaves no mark: the next read starts afresh.)
+inline void mark_interpreter_ended(const interpreter_table& table) noexcept {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);  // a dealloc may run while an exception is set
+    PyObject* dict = PyInterpreterState_GetDict(table.interp);  // if detached: a new one
+    PyObject* key = dict != nullptr && dict != table.dict ? table_key() : nullptr;
+    if (key != nullptr) (void)PyDict_SetItem(dict, key, Py_None);
+    Py_XDECREF(key);
+    PyErr_Clear();  // out of memory: left unmarked, no more
+    PyErr_Restore(type, value, tb);
+}
+
 // The capsule's destructor: the interpreter's dict is being cleared (it is ending), with its
-// GIL held. The census and the fast slots first, then the values (their release may run
-// Python code).
+// GIL held. The census and the fast slots first, then the mark, then the values (their
+// release may run Python code, which may read a cell: it finds the mark).
 inline void destroy_interpreter_table(PyObject* capsule) {
     auto* table = static_cast<interpreter_table*>(PyCapsule_GetPointer(capsule, "gilonce.per_interpreter"));
     if (table == nullptr) {
@@ -405,42 +450,48 @@ inline void destroy_interpreter_table(PyObject* capsule) {
     }
     census_leave(*table);
     for (auto& entry : table->entries) entry.second->slots->forget(table->interp);
+    mark_interpreter_ended(*table);
     delete table;  // each gil_once_cell releases its value: this thread holds the GIL
 }
 
-/// This interpreter's table (created if `create`), or null with a Python exception set.
-/// The key names this copy of the header (its computation counter's address): copies in
-/// different extension modules keep separate tables of their own layout.
-inline interpreter_table* this_interpreters_table(bool create) {
+/// This interpreter's table (created if `create`), or null: with a Python exception set, or
+/// with `ended` set and no exception if the interpreter is ending and this copy's table is
+/// gone (see mark_interpreter_ended).
+inline interpreter_table* this_interpreters_table(bool create, bool& ended) {
     PyInterpreterState* interp = PyInterpreterState_Get();
     PyObject* dict = PyInterpreterState_GetDict(interp);
     if (dict == nullptr) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "gilonce: this interpreter has no per-interpreter dict");
         return nullptr;
     }
-    PyObject* key = PyUnicode_FromFormat("gilonce.per_interpreter/1/%p", reinterpret_cast<void*>(computation_tag()));
+    PyObject* key = table_key();
     if (key == nullptr) return nullptr;
     PyObject* capsule = PyDict_GetItemWithError(dict, key);  // borrowed
+    ended = capsule == Py_None;
     if (capsule == nullptr && !PyErr_Occurred() && create) {
-        auto* table = new (std::nothrow) interpreter_table{interp, {}};
-        PyObject* fresh = table ? PyCapsule_New(table, "gilonce.per_interpreter", destroy_interpreter_table) : nullptr;
-        if (fresh == nullptr) {
+        auto* table = new (std::nothrow) interpreter_table{interp, dict, {}};
+        PyObject* fresh = table ? PyCapsule_New(table, "gilonce.per_interpreter", nullptr) : nullptr;
+        if (fresh != nullptr && PyDict_SetItem(dict, key, fresh) == 0) {
+            // Only a capsule in the dict may destroy its table: that marks the interpreter ended.
+            PyCapsule_SetDestructor(fresh, destroy_interpreter_table);
+            capsule = fresh;
+        } else {
             delete table;
             if (!PyErr_Occurred()) PyErr_NoMemory();
-        } else {
-            capsule = PyDict_SetItem(dict, key, fresh) == 0 ? fresh : nullptr;
-            Py_DECREF(fresh);  // the dict keeps it (or, on failure, it is destroyed, empty)
         }
+        Py_XDECREF(fresh);  // the dict keeps it; one it refused has no destructor and goes now
     }
     Py_DECREF(key);
-    if (capsule == nullptr) return nullptr;
+    if (capsule == nullptr || ended) return nullptr;
     return static_cast<interpreter_table*>(PyCapsule_GetPointer(capsule, "gilonce.per_interpreter"));
 }
 
 }  // namespace detail
 
 inline int join_interpreter(gil_token) noexcept {
-    detail::interpreter_table* table = detail::this_interpreters_table(true);
+    bool ended = false;
+    detail::interpreter_table* table = detail::this_interpreters_table(true, ended);
+    if (ended) PyErr_SetString(PyExc_RuntimeError, "gilonce::join_interpreter: this interpreter is ending");
     if (table == nullptr) return -1;
     detail::census_join(*table);
     return 0;
@@ -448,7 +499,13 @@ inline int join_interpreter(gil_token) noexcept {
 
 template <class T>
 detail::gil_once_cell_entry<T>* per_interpreter_cell<T>::find(gil_token, bool create) {
-    detail::interpreter_table* table = detail::this_interpreters_table(create);
+    bool ended = false;
+    detail::interpreter_table* table = detail::this_interpreters_table(create, ended);
+    if (ended && create) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "per_interpreter_cell '%s': this interpreter is ending (its values are released): "
+                     "no value is computed now", name_);
+    }
     if (table == nullptr) return nullptr;
     auto found = table->entries.find(this);
     if (found != table->entries.end()) return static_cast<detail::gil_once_cell_entry<T>*>(found->second.get());
@@ -466,9 +523,11 @@ detail::gil_once_cell_entry<T>* per_interpreter_cell<T>::find(gil_token, bool cr
 
 template <class T>
 void per_interpreter_cell<T>::throw_dict_failure() const {
+    const bool ending = PyErr_ExceptionMatches(PyExc_RuntimeError);  // set by find
     PyErr_Clear();
     throw std::runtime_error(std::string("per_interpreter_cell '") + name_ +
-                             "': cannot read or extend this interpreter's dict");
+                             (ending ? "': this interpreter is ending (its values are released): no value is computed now"
+                                     : "': cannot read or extend this interpreter's dict"));
 }
 
 }  // namespace gilonce

@@ -46,6 +46,13 @@ namespace detail {
 /// left attached, and never blocks attached: the mutex is only ever taken detached, and no
 /// one attaches or runs user code while holding it, so it never joins a cycle with the GIL
 /// (or with a stop-the-world pause). Lock order: the mutex is a leaf.
+///
+/// Invariant of destruction: the mutex and the condition variable are destroyed only if no
+/// thread can still use them (none waits, none has the cell claimed); otherwise they are
+/// left as they are. A `static` cell is destroyed at process exit whatever its daemon threads
+/// are doing, and glibc's `pthread_cond_destroy` waits for every waiter to leave: it would
+/// wait for ever for a thread parked in `wait` (or, once woken, stopped for good in
+/// `attach`). Left undestroyed, the pair holds nothing (no memory, no descriptor on glibc).
 class once_core {
 public:
     /// The three states; `state_` only moves empty -> running -> full, or running -> empty
@@ -57,6 +64,12 @@ public:
     once_core() noexcept = default;
     once_core(const once_core&) = delete;
     once_core& operator=(const once_core&) = delete;
+    /// Destroys the mutex and the condition variable unless a thread may still use them
+    /// (see the invariant above). The mutex is only tried: held at fork() by a thread the
+    /// child does not have, it stays locked in the child, which must still be able to exit.
+    ~once_core() {
+        if (!in_use_at_destruction()) sync_.destroy();
+    }
 
     /// Whether the value is published. An acquire load: a caller that sees `full` also
     /// sees the value that was constructed before it was published. On x86-64 a plain load.
@@ -88,7 +101,7 @@ public:
         hooks.detach();  // SPIN: detach
         outcome found = outcome::full;
         {
-            std::unique_lock<std::mutex> lock(mutex_);  // SPIN: lock
+            std::unique_lock<std::mutex> lock(mutex());  // SPIN: lock
             for (;;) {
                 const std::uint8_t seen = state_.load(std::memory_order_relaxed);  // under the mutex
                 if (seen == full) {  // SPIN: see_full
@@ -100,7 +113,9 @@ public:
                         found = outcome::refused;
                         break;
                     }
-                    changed_.wait(lock);  // SPIN: wait
+                    ++waiters_;  // counted under the mutex, for the destructor
+                    changed().wait(lock);  // SPIN: wait
+                    --waiters_;
                     // (a spurious wake-up only loops: the state is read again)
                 } else {  // SPIN: see_empty
                     claim();  // SPIN: claim
@@ -123,12 +138,12 @@ public:
     void publish(Hooks& hooks, Construct&& construct) {
         hooks.detach();  // SPIN: detach
         {
-            std::lock_guard<std::mutex> lock(mutex_);  // SPIN: lock
+            std::lock_guard<std::mutex> lock(mutex());  // SPIN: lock
             std::forward<Construct>(construct)();  // SPIN: store
             owner_.store(0, std::memory_order_relaxed);
             state_.store(full, std::memory_order_release);  // SPIN: store
             // (the value above, then `full`: a fast-path reader that sees `full` sees it)
-            changed_.notify_all();  // SPIN: notify_all
+            changed().notify_all();  // SPIN: notify_all
         }  // SPIN: unlock
         hooks.attach();  // SPIN: attach
     }
@@ -158,7 +173,7 @@ public:
         hooks.detach();
         bool was_full = false;
         {
-            std::lock_guard<std::mutex> lock(mutex_);
+            std::lock_guard<std::mutex> lock(mutex());
             if (state_.load(std::memory_order_relaxed) == full) {
                 std::forward<MoveOut>(move_out)();
                 state_.store(empty, std::memory_order_relaxed);
@@ -174,7 +189,7 @@ public:
 private:
     // A key for the calling thread, never 0: the address of a thread-local, unique among
     // live threads. (Not PyThread_get_thread_ident: the core knows nothing of Python.)
-    static std::uintptr_t this_thread_key() noexcept {
+    GILONCE_EXTENSION_PRIVATE static std::uintptr_t this_thread_key() noexcept {  // hidden: `key` is per extension
         static thread_local char key;
         return reinterpret_cast<std::uintptr_t>(&key);
     }
@@ -185,16 +200,35 @@ private:
     }
     // Requires: detached; this thread claimed the cell.
     void reset_detached() noexcept {
-        std::lock_guard<std::mutex> lock(mutex_);  // SPIN: lock
+        std::lock_guard<std::mutex> lock(mutex());  // SPIN: lock
         owner_.store(0, std::memory_order_relaxed);
         state_.store(empty, std::memory_order_relaxed);  // SPIN: reset
-        changed_.notify_one();  // SPIN: notify_one
+        changed().notify_one();  // SPIN: notify_one
     }  // SPIN: unlock
+    // Whether a thread waits on the cell or has it claimed (or, the mutex being taken, is in
+    // the middle of the protocol): then the pair must outlive the cell.
+    bool in_use_at_destruction() noexcept {
+        std::unique_lock<std::mutex> lock(mutex(), std::try_to_lock);
+        return !lock.owns_lock() || waiters_ != 0 || state_.load(std::memory_order_relaxed) == running;
+    }
 
-    std::atomic<std::uint8_t> state_{empty};  // written under mutex_; read by the fast path
+    // The mutex and the condition variable, destroyed only when the invariant allows it.
+    union sync_storage {
+        struct pair {
+            std::mutex mutex;
+            std::condition_variable changed;  // notified when state_ leaves `running`
+        } objects;
+        sync_storage() noexcept : objects() {}
+        ~sync_storage() {}  // see destroy()
+        void destroy() noexcept { objects.~pair(); }
+    };
+    std::mutex& mutex() noexcept { return sync_.objects.mutex; }
+    std::condition_variable& changed() noexcept { return sync_.objects.changed; }
+
+    std::atomic<std::uint8_t> state_{empty};  // written under the mutex; read by the fast path
     std::atomic<std::uintptr_t> owner_{0};    // the claiming thread's key while running, else 0
-    std::mutex mutex_;
-    std::condition_variable changed_;  // notified when state_ leaves `running`
+    int waiters_ = 0;                         // threads inside changed().wait; under the mutex
+    sync_storage sync_;
 };
 
 /// The real hooks: detaching is PyEval_SaveThread (the GIL is released; on a free-threaded
@@ -256,6 +290,11 @@ struct python_attachment {
 ///   A, both threads wait forever, as with any two locks taken in opposite orders. The same
 ///   holds for an initializer that waits for another thread (joins it, waits for an event)
 ///   which asks for this cell. Keep initializers free of such waits, or order the cells.
+///   The import system's per-module locks are such waits: an initializer that imports
+///   module M waits for M's import lock while another thread imports M, and if M's code
+///   asks for this cell, that thread waits for the initializer: both wait forever, with
+///   nothing to tell (the import system sees only its own locks). Import before asking for
+///   the cell, as the example does; the initializer then only uses what the import gave.
 ///   Nor that a waiter can be interrupted: it waits on a condition variable, so a
 ///   KeyboardInterrupt reaches a waiting main thread only once the initializer is done.
 /// - fork(): a child forked while another thread runs the initializer finds the cell
@@ -268,8 +307,13 @@ struct python_attachment {
 /// - Destruction, and a thread ended by `pthread_exit` inside the initializer: as
 ///   `gil_once_cell` (the value is destroyed only by a thread attached to a live
 ///   interpreter, else leaked; the unwind calls no C API, resets the cell and wakes one
-///   waiter). Destroying a cell whose initializer is running, or that has waiters, is
-///   undefined.
+///   waiter).
+/// - Process exit: a `static` cell is destroyed at exit, after Py_Finalize, whatever its
+///   daemon threads are doing. If one of them is inside the initializer or waiting for it,
+///   the destructor leaves the cell's mutex and condition variable undestroyed (and the value
+///   slot empty, untouched), so exit finishes; the threads stay where they are until the
+///   process ends. Nothing touches Python. A cell that is not `static` (module state, an
+///   object) must not be destroyed while another thread uses it: its memory goes away.
 /// - During Py_Finalize, in the main interpreter, a caller never waits for another thread's
 ///   initializer: that thread is ended (3.11-3.13) or parked for ever (3.14) when it next
 ///   wants the interpreter, which may be never (on 3.14: never). The call fails instead
@@ -284,10 +328,12 @@ struct python_attachment {
 ///   static gilonce::py_once_lock<gilonce::py_ref> json_dumps{"json.dumps"};
 ///
 ///   PyObject* dumps(gilonce::gil_token gil) {   // Requires: an attached thread state.
-///       const gilonce::py_ref* f = json_dumps.get_or_try_init(gil, []() -> std::optional<gilonce::py_ref> {
-///           gilonce::py_ref json = gilonce::py_ref::steal(PyImport_ImportModule("json"));  // runs once
-///           if (!json) return std::nullopt;
-///           return gilonce::py_ref::steal(PyObject_GetAttrString(json.get(), "dumps"));
+///       if (const gilonce::py_ref* f = json_dumps.get(gil)) return f->get();  // borrowed
+///       // Import first, holding no cell: never inside the initializer (the import lock).
+///       gilonce::py_ref json = gilonce::py_ref::steal(PyImport_ImportModule("json"));
+///       if (!json) return nullptr;
+///       const gilonce::py_ref* f = json_dumps.get_or_try_init(gil, [&]() -> std::optional<gilonce::py_ref> {
+///           return gilonce::py_ref::steal(PyObject_GetAttrString(json.get(), "dumps"));  // runs once
 ///       });
 ///       return f ? f->get() : nullptr;   // borrowed; null with a Python error set
 ///   }

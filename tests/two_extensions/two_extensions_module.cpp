@@ -1,0 +1,88 @@
+// One extension module's source, built twice (two_ext_joined, two_ext_plain) from the same
+// gilonce headers with default visibility, as setuptools builds extensions: each copy of the
+// headers must keep its own process-wide state (census, computation counter), never share it
+// with the other module through STB_GNU_UNIQUE symbols. TWO_EXT_JOINS says whether this copy
+// calls join_interpreter; TWO_EXT_NAME is the module's name. It also uses a py_once_lock, so
+// that the symbol check sees every header's process-wide state.
+#include <gilonce/per_interpreter.hpp>
+#include <gilonce/py_once_lock.hpp>
+
+#ifndef TWO_EXT_NAME
+#error "TWO_EXT_NAME (the module's name) must be defined"
+#endif
+#define TWO_EXT_STRING(x) #x
+#define TWO_EXT_QUOTE(x) TWO_EXT_STRING(x)
+#define TWO_EXT_CONCAT(a, b) a##b
+#define TWO_EXT_INIT(name) TWO_EXT_CONCAT(PyInit_, name)
+
+namespace {
+
+// The id of the interpreter that computed the value: a value handed to the wrong
+// interpreter is seen as a wrong id.
+gilonce::per_interpreter_cell<long long> made_in_cell{TWO_EXT_QUOTE(TWO_EXT_NAME) ".made_in"};
+
+// made_in() -> the id of the interpreter whose value this interpreter reads.
+PyObject* made_in(PyObject*, PyObject*) {
+    const long long* value = made_in_cell.get_or_try_init(gilonce::gil_token::assume_held(), [] {
+        return static_cast<long long>(PyInterpreterState_GetID(PyInterpreterState_Get()));
+    });
+    return value != nullptr ? PyLong_FromLongLong(*value) : nullptr;
+}
+
+// once() -> 1, from a py_once_lock (its waiters' thread key is process-wide state too).
+gilonce::py_once_lock<long> once_cell{TWO_EXT_QUOTE(TWO_EXT_NAME) ".once"};
+PyObject* once(PyObject*, PyObject*) {
+    return PyLong_FromLong(once_cell.get_or_init(gilonce::gil_token::assume_held(), [] { return 1L; }));
+}
+
+// made_in_new_interpreter() -> (its id, made_in() there): a fresh sub-interpreter imports
+// only this module and reads the cell through it, as Python code there would.
+PyObject* made_in_new_interpreter(PyObject*, PyObject*) {
+    PyThreadState* caller = PyThreadState_Get();
+    PyThreadState* sub = Py_NewInterpreter();
+    if (sub == nullptr) {
+        PyThreadState_Swap(caller);
+        PyErr_SetString(PyExc_RuntimeError, "Py_NewInterpreter failed");
+        return nullptr;
+    }
+    const long long sub_id = PyInterpreterState_GetID(PyInterpreterState_Get());
+    long long got = -1;
+    PyObject* module = PyImport_ImportModule(TWO_EXT_QUOTE(TWO_EXT_NAME));
+    PyObject* result = module != nullptr ? PyObject_CallMethod(module, "made_in", nullptr) : nullptr;
+    if (result != nullptr) got = PyLong_AsLongLong(result);
+    const bool failed = result == nullptr || PyErr_Occurred() != nullptr;
+    if (failed) PyErr_Print();  // into the sub-interpreter's stderr: its exception cannot cross
+    Py_XDECREF(result);
+    Py_XDECREF(module);
+    Py_EndInterpreter(sub);
+    PyThreadState_Swap(caller);
+    if (failed) {
+        PyErr_SetString(PyExc_RuntimeError, "reading the cell in the sub-interpreter failed (see stderr)");
+        return nullptr;
+    }
+    return Py_BuildValue("(LL)", sub_id, got);
+}
+
+int exec_module(PyObject*) {
+#if TWO_EXT_JOINS
+    return gilonce::join_interpreter(gilonce::gil_token::assume_held());
+#else
+    return 0;
+#endif
+}
+
+PyMethodDef methods[] = {
+    {"made_in", made_in, METH_NOARGS, "The id of the interpreter that computed this interpreter's value."},
+    {"once", once, METH_NOARGS, "1, from a py_once_lock."},
+    {"made_in_new_interpreter", made_in_new_interpreter, METH_NOARGS,
+     "(id, made_in()) of a fresh sub-interpreter that imports only this module."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef_Slot slots[] = {{Py_mod_exec, reinterpret_cast<void*>(exec_module)}, {0, nullptr}};
+
+PyModuleDef module_def = {PyModuleDef_HEAD_INIT, TWO_EXT_QUOTE(TWO_EXT_NAME), nullptr, 0, methods, slots,
+                          nullptr, nullptr, nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC TWO_EXT_INIT(TWO_EXT_NAME)() { return PyModuleDef_Init(&module_def); }
