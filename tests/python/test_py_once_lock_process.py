@@ -103,8 +103,22 @@ def test_exit_finishes_while_daemon_threads_are_inside_and_waiting_for_a_static_
     assert "B seen waiting in futex(); the main thread returns" in out
 
 
-def write_module(tmp_path, name, source):
+def import_race(tmp_path, name, source, events):
+    """Writes module `name` (its code `source`) into tmp_path, and returns the start of a
+    child that can import it: a module `shared` holding one threading.Event per name in
+    `events`, for the module's code and the child's threads to meet on."""
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    return textwrap.dedent(
+        f"""
+        import sys, threading, types
+        sys.path.insert(0, {str(tmp_path)!r})
+        shared = types.ModuleType("shared")
+        for event in {events!r}:
+            setattr(shared, event, threading.Event())
+        sys.modules["shared"] = shared
+        import gilonce_lock_probe as probe
+        """
+    )
 
 
 def test_an_initializer_that_imports_deadlocks_with_a_thread_importing_that_module(tmp_path):
@@ -112,7 +126,7 @@ def test_an_initializer_that_imports_deadlocks_with_a_thread_importing_that_modu
     #   T2 imports M (holds M's import lock); M's code waits until T1 has claimed the cell;
     #   T1 claims the cell, its initializer imports M: waits for M's import lock (T2);
     #   T2 (M's code) asks for the cell: waits for T1's initializer.
-    write_module(
+    start = import_race(
         tmp_path,
         "cycle_module",
         """
@@ -121,16 +135,13 @@ def test_an_initializer_that_imports_deadlocks_with_a_thread_importing_that_modu
         shared.claimed.wait()
         probe.import_inside_initializer("cycle_module", None)
         """,
+        ["importing", "claimed"],
     )
     status, out = run_child(
-        f"""
-        import sys, threading, types
-        sys.path.insert(0, {str(tmp_path)!r})
-        shared = types.ModuleType("shared")
-        shared.importing, shared.claimed = threading.Event(), threading.Event()
-        sys.modules["shared"] = shared
-        import gilonce_lock_probe as probe
-        ids, done = {{}}, []
+        start
+        + textwrap.dedent(
+            """
+        ids, done = {}, []
         def t2():
             ids["T2"] = threading.get_native_id()
             import cycle_module
@@ -148,7 +159,8 @@ def test_an_initializer_that_imports_deadlocks_with_a_thread_importing_that_modu
         else:
             print("not deadlocked: returned", done, flush=True)
         os._exit(0)  # the two threads can never finish: leave without finalizing
-        """,
+        """
+        ),
         timeout=60,
     )
     assert status == 0, out
@@ -159,7 +171,7 @@ def test_importing_before_asking_for_the_cell_finishes(tmp_path):
     # The recommended shape: T1 imports M first (waits for M's import lock, holding no cell),
     # then asks for the cell. T2, importing M, asks for the cell from M's code, claims it, and
     # finishes the import; then T1 gets M and the cell's value, the same object.
-    write_module(
+    start = import_race(
         tmp_path,
         "ordered_module",
         """
@@ -168,16 +180,13 @@ def test_importing_before_asking_for_the_cell_finishes(tmp_path):
         shared.t1_waits_for_import.wait()
         VALUE = probe.import_before_asking("ordered_module", None)
         """,
+        ["importing", "t1_waits_for_import"],
     )
     status, out = run_child(
-        f"""
-        import sys, threading, types
-        sys.path.insert(0, {str(tmp_path)!r})
-        shared = types.ModuleType("shared")
-        shared.importing, shared.t1_waits_for_import = threading.Event(), threading.Event()
-        sys.modules["shared"] = shared
-        import gilonce_lock_probe as probe
-        ids, got = {{}}, {{}}
+        start
+        + textwrap.dedent(
+            """
+        ids, got = {}, {}
         def t2():
             import ordered_module
             got["T2"] = ordered_module.VALUE
@@ -199,7 +208,8 @@ def test_importing_before_asking_for_the_cell_finishes(tmp_path):
         alive = [t for t in threads if t.is_alive()]
         print("finished" if not alive else "hung", "; same module:", got.get("T1") is got.get("T2") is sys.modules["ordered_module"], flush=True)
         os._exit(0 if not alive else 1)
-        """,
+        """
+        ),
         timeout=60,
     )
     assert status == 0, out

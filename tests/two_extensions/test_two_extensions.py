@@ -2,14 +2,18 @@
 
 two_ext_joined calls gilonce::join_interpreter from Py_mod_exec; two_ext_plain never does.
 Both are built with default visibility, as setuptools builds extensions. Were the headers'
-process-wide state (the census, the computation counter whose address names the per-interpreter
-table) emitted as STB_GNU_UNIQUE symbols, the dynamic loader would merge it across the two
-RTLD_LOCAL modules: two_ext_plain's cell would then read through two_ext_joined's census, and a
-sub-interpreter that imported only two_ext_plain would be handed the main interpreter's value.
+process-wide state (the census, the computation counter) emitted as STB_GNU_UNIQUE symbols,
+the dynamic loader would merge it across the two RTLD_LOCAL modules; and were the functions
+that read it exported, a module loaded with RTLD_GLOBAL would lend them to the other, and its
+state with them. Either way two_ext_plain's cell would read through two_ext_joined's census,
+and a sub-interpreter that imported only two_ext_plain would be handed the main interpreter's
+value. The scenario runs with both loader flags.
 """
 import os
 import subprocess
 import sys
+
+import pytest
 
 MODULES = os.environ["TWO_EXT_MODULES"].split(":")
 
@@ -37,9 +41,16 @@ def test_built_with_default_visibility_and_no_gilonce_state_exported():
         # Variables: all private. (vtables and type_info are read-only, merging them is harmless.)
         state = [s for s in gilonce if s[1] in ("OBJECT", "TLS") and not s[2].startswith(("vtable for", "typeinfo"))]
         assert state == [], (path, state)
+        # Nor any function that reads the census or the tables: none could be lent to another module.
+        readers = [s for s in gilonce if any(word in s[2] for word in (
+            "per_interpreter", "join_interpreter", "census", "interpreter_table", "cell_slots", "computation_tag"))]
+        assert readers == [], (path, readers)
 
 
 SCENARIO = """
+import os, sys
+if sys.argv[1] == "global":  # as torch once did, and ctypes.CDLL(..., RTLD_GLOBAL) does
+    sys.setdlopenflags(os.RTLD_GLOBAL | os.RTLD_NOW)
 import two_ext_joined, two_ext_plain
 assert two_ext_joined.once() == two_ext_plain.once() == 1
 main_joined = two_ext_joined.made_in()   # main joined two_ext_joined's census
@@ -49,9 +60,10 @@ print(main_joined, main_plain, sub_id, sub_plain)
 """
 
 
-def test_sub_interpreter_that_imported_only_the_plain_module_reads_its_own_value():
+@pytest.mark.parametrize("loader_flags", ["local", "global"])
+def test_sub_interpreter_that_imported_only_the_plain_module_reads_its_own_value(loader_flags):
     # A fresh process: the two modules, and nothing else of gilonce, in one python.
-    out = subprocess.run([sys.executable, "-c", SCENARIO], check=True, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", SCENARIO, loader_flags], check=True, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(os.path.dirname(p) for p in MODULES)))
     main_joined, main_plain, sub_id, sub_plain = map(int, out.stdout.split())
     print(f"main reads {main_joined} (joined) and {main_plain} (plain); sub-interpreter {sub_id} reads {sub_plain}")

@@ -13,7 +13,9 @@
 // "did this interpreter join the census?". Off unless the build defines GILONCE_CHECKS=1.
 // NDEBUG plays no part: setuptools (from Python's own CFLAGS) and CMake's Release both
 // define it, so a check tied to it would be off exactly where extensions are built. Checks
-// on slow paths, which run once per value, are on in every build.
+// on slow paths, which run once per value, are on in every build. Define it alike for every
+// translation unit of an extension (a compile definition of the target, as NDEBUG is): the
+// checked functions are inline, and a mix is an ODR violation whose outcome the linker picks.
 #ifndef GILONCE_CHECKS
 #define GILONCE_CHECKS 0
 #endif
@@ -30,18 +32,30 @@
 #define GILONCE_COLD
 #endif
 
-// GILONCE_EXTENSION_PRIVATE marks each variable holding process-wide state (and each inline
-// function whose local static does), so that every extension module keeps its own: one copy
-// per extension, shared by its translation units, never by two extensions. Built with default
-// visibility (what setuptools does), GCC emits inline variables and the statics of inline
-// functions as STB_GNU_UNIQUE symbols, which the dynamic loader merges across modules loaded
-// with RTLD_LOCAL: two extensions would share one census. Only the variables are marked; a
-// hidden namespace would make GCC warn (-Wattributes) about an author's default-visibility
-// type that has a gilonce member.
+// Process-wide state must be private to the extension module that compiled it: one copy
+// per extension, shared by its translation units, never by two extensions built from these
+// headers. Two mechanisms of the dynamic loader would share it otherwise, even between
+// modules loaded with RTLD_LOCAL, when an extension is built with default visibility (what
+// setuptools does):
+// - GCC emits inline variables, and the statics of inline functions, as STB_GNU_UNIQUE
+//   symbols, which the loader merges across modules;
+// - a module loaded with RTLD_GLOBAL (sys.setdlopenflags, ctypes) lends its exported
+//   functions to every module loaded after it: their calls to a same-named inline function
+//   bind to its copy, and with it to its state.
+// GILONCE_EXTENSION_PRIVATE hides one variable (or the inline function whose local static it
+// is). GILONCE_PRIVATE_BEGIN / GILONCE_PRIVATE_END hide every declaration between them,
+// types and functions too; they surround what reads such state and is never a member of an
+// author's type (per_interpreter.hpp: its cells are statics). Not the whole library: a
+// hidden type as a member of an author's default-visibility struct makes GCC warn
+// (-Wattributes). The rest, shared or not, keeps no state of its own across extensions.
 #if defined(__GNUC__) || defined(__clang__)
 #define GILONCE_EXTENSION_PRIVATE __attribute__((visibility("hidden")))
+#define GILONCE_PRIVATE_BEGIN _Pragma("GCC visibility push(hidden)")
+#define GILONCE_PRIVATE_END _Pragma("GCC visibility pop")
 #else
 #define GILONCE_EXTENSION_PRIVATE
+#define GILONCE_PRIVATE_BEGIN
+#define GILONCE_PRIVATE_END
 #endif
 
 // UBSan reports "reference binding to null pointer" for `catch (abi::__forced_unwind&)`:

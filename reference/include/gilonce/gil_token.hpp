@@ -33,9 +33,12 @@ namespace gilonce {
 /// (for example across `Py_BEGIN_ALLOW_THREADS`): C++ cannot enforce this, so it is the
 /// caller's contract, checked where the token is made when GILONCE_CHECKS=1.
 ///
-/// A token cannot be forged: `gil_token{}` and `{}` in place of a token do not compile (its
-/// constructor is private and user-provided, so it is not an aggregate, in C++17 too), and
-/// neither does keeping the token of a temporary `gil_acquire` (`gil_acquire{}.token()`).
+/// A token cannot be made by accident: `gil_token{}` and `{}` in place of a token do not
+/// compile (its constructor is private and user-provided, so it is not an aggregate, in
+/// C++17 too), and neither does asking a temporary `gil_acquire` for one
+/// (`gil_acquire{}.token()`, even inside one full-expression: name the `gil_acquire`). What
+/// C++ cannot stop is a token copied out of scope on purpose (a function that takes a
+/// `const gil_acquire&` and returns its token, `memcpy`): that breaks the contract above.
 ///
 /// Example:
 /// @code

@@ -40,7 +40,7 @@ namespace detail {
 /// flags). So an entry names one computation of the process, even after the object it
 /// computed is gone and another took its address.
 GILONCE_EXTENSION_PRIVATE inline std::atomic<std::uint64_t> computation_counter{0};
-inline std::uint64_t computation_tag() noexcept { return reinterpret_cast<std::uintptr_t>(&computation_counter); }
+GILONCE_EXTENSION_PRIVATE inline std::uint64_t computation_tag() noexcept { return reinterpret_cast<std::uintptr_t>(&computation_counter); }
 
 /// The computations of one lazy value in progress, GIL-guarded (free-threaded builds: by a
 /// mutex of its own, held for a few pointer operations, never around Python code); owned

@@ -36,6 +36,10 @@ there yet: keep the value in module state in a gilonce::py_once_lock (gilonce/py
 #include "gil_token.hpp"
 #include "init_context.hpp"
 
+// Everything below is private to the extension that compiles it, whatever its visibility
+// flags and however it is loaded (compiler.hpp says why): the census and the tables are
+// this extension's own, and so is every function that reads them.
+GILONCE_PRIVATE_BEGIN
 namespace gilonce {
 
 namespace detail {
@@ -138,8 +142,10 @@ inline int join_interpreter(gil_token gil) noexcept;
 /// released, and after, a read computes and stores nothing: `get` returns null (no
 /// exception), `get_or_try_init` null with a `RuntimeError` naming the cell, `get_or_init`
 /// throws `std::runtime_error` naming it; a deallocator should use the first two. A read
-/// earlier in the end (another entry's dealloc) works as usual; a value it computes is
-/// released with the others. One case is not told apart from a new interpreter's first
+/// earlier in the end (another entry's dealloc, before this extension's values go) does not
+/// find this interpreter's values, since CPython has detached the dict that holds them: it
+/// computes a new value, which is released with the others. So a deallocator may not assume
+/// that the value it reads is the one the interpreter had. One case is not told apart from a new interpreter's first
 /// read: a read during the end in an interpreter that had used no cell of this extension
 /// before. An extension whose deallocators read cells calls `join_interpreter`, which
 /// makes this extension's table in every interpreter at import.
@@ -304,8 +310,9 @@ struct census_state {
     std::atomic<int> joined_hint{0};           ///< `joined`, for a look without `lock`
     bool fork_handlers_installed = false;      ///< under `lock`
 };
-/// One census per copy of the header (per extension module), as the tables are.
-GILONCE_EXTENSION_PRIVATE inline census_state census;
+/// One census per copy of the header (per extension module), as the tables are: hidden, as
+/// everything in this header is (see the top).
+inline census_state census;
 
 // fork() copies only the forking thread: had another thread (an own-GIL interpreter's) held
 // `lock` at that moment, the child's `lock` would stay locked for ever. So the forking thread
@@ -413,11 +420,11 @@ inline void sole_value_misused(const char* name) noexcept {
     std::abort();
 }
 
-// This copy's key in an interpreter's dict. It names this copy of the header (its
-// computation counter's address, private to the extension): copies in different extension
-// modules keep separate tables of their own layout. A new reference, or null (exception set).
+// This copy's key in an interpreter's dict. It names this copy of the header (its census's
+// address, private to the extension): copies in different extension modules keep separate
+// tables of their own layout. A new reference, or null (exception set).
 inline PyObject* table_key() {
-    return PyUnicode_FromFormat("gilonce.per_interpreter/1/%p", reinterpret_cast<void*>(computation_tag()));
+    return PyUnicode_FromFormat("gilonce.per_interpreter/1/%p", static_cast<void*>(&census));
 }
 
 // CPython ends an interpreter by detaching its dict (interp->dict = NULL) and then releasing
@@ -531,3 +538,4 @@ void per_interpreter_cell<T>::throw_dict_failure() const {
 }
 
 }  // namespace gilonce
+GILONCE_PRIVATE_END

@@ -212,14 +212,16 @@ private:
         return !lock.owns_lock() || waiters_ != 0 || state_.load(std::memory_order_relaxed) == running;
     }
 
-    // The mutex and the condition variable, destroyed only when the invariant allows it.
+    /// The mutex and the condition variable, destroyed only when the invariant allows it.
     union sync_storage {
+        /// The two objects whose destruction the invariant governs.
         struct pair {
-            std::mutex mutex;
-            std::condition_variable changed;  // notified when state_ leaves `running`
-        } objects;
+            std::mutex mutex;                 ///< guards state_, owner_ and waiters_ changes
+            std::condition_variable changed;  ///< notified when state_ leaves `running`
+        } objects;                            ///< the only member: constructed with the cell
         sync_storage() noexcept : objects() {}
         ~sync_storage() {}  // see destroy()
+        /// Ends the pair's lifetime (the destructor alone never does).
         void destroy() noexcept { objects.~pair(); }
     };
     std::mutex& mutex() noexcept { return sync_.objects.mutex; }
@@ -313,7 +315,10 @@ struct python_attachment {
 ///   the destructor leaves the cell's mutex and condition variable undestroyed (and the value
 ///   slot empty, untouched), so exit finishes; the threads stay where they are until the
 ///   process ends. Nothing touches Python. A cell that is not `static` (module state, an
-///   object) must not be destroyed while another thread uses it: its memory goes away.
+///   object) must not be destroyed while another thread uses it: its memory goes away. In
+///   module state that means: a thread that uses the cell holds a reference to the module
+///   meanwhile (a call from Python does; a native thread must take one), so that `m_free`
+///   cannot run under it, even during Py_Finalize.
 /// - During Py_Finalize, in the main interpreter, a caller never waits for another thread's
 ///   initializer: that thread is ended (3.11-3.13) or parked for ever (3.14) when it next
 ///   wants the interpreter, which may be never (on 3.14: never). The call fails instead
