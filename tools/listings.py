@@ -20,6 +20,15 @@ trace the main job narrates; they are not part of the lesson, so listings leave 
 Each must be one statement on one line, so that leaving it out leaves valid code; a tracing
 call spread over several lines is an error naming the file and line.
 
+`function(path, fragment)` lists a whole function definition from a file that carries no
+markers (the shipped headers): the definition whose first line contains the literal
+`fragment`, with the `//` comment and `template <...>` lines directly above it, through its
+matching closing brace (tools/cpp_scan.py finds it; braces in comments and literals do not
+count). The fragment must occur exactly once in the file's code, else an error names the
+file and the count:
+
+    <!-- [[[cog function("reference/include/gilonce/py_once_lock.hpp", "::get_or_init_slow(")]]] -->
+
 `changes(...)` writes a unified diff of two regions: what one step changed from the last.
 
 usage: listings.py --check | --write [--root DIR] [README ...]"""
@@ -31,9 +40,13 @@ import re
 import sys
 import textwrap
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # cpp_scan, beside this file
+import cpp_scan  # noqa: E402
+
 ROOT_ENV = "GILONCE_LISTINGS_ROOT"
 MARKER = re.compile(r"--8<--\s+\[(start|end):([A-Za-z0-9_\-]+)\]")
 TRACING = re.compile(r"^\s*(harness::record|harness::note|waits_for)\(")
+TEMPLATE = re.compile(r"^\s*template\s*<")
 LANGUAGES = {".cpp": "cpp", ".hpp": "cpp", ".h": "cpp", ".py": "python", ".cmake": "cmake"}
 
 
@@ -70,16 +83,69 @@ def region_lines(path, region):
     return lines
 
 
-def lesson_code(path, region):
-    """The region's code as a reader should study it: tracing lines left out, dedented."""
+def function_lines(path, fragment):
+    """The lines of the definition whose first line contains `fragment` in `path`, with the
+    comment and template lines directly above it, as written."""
+    source = root() / path
+    if not source.is_file():
+        raise ListingError(f"{path}: no such file")
+    text = source.read_text()
+    try:
+        first, last = cpp_scan.find_definition(text, fragment)
+    except cpp_scan.ScanError as why:
+        raise ListingError(f"{path}: {why}") from None
+    lines = text.split("\n")
+    while first > 0:  # what introduces the definition: its comment and template header
+        above = lines[first - 1].lstrip()
+        if above.startswith("//"):
+            first -= 1
+        elif (start := _template_start(lines, first - 1)) is not None:
+            first = start
+        else:
+            break
+    # A walkthrough source's region markers are tool markup, not part of the function.
+    return [(number + 1, lines[number]) for number in range(first, last + 1)
+            if not MARKER.search(lines[number])]
+
+
+def _template_start(lines, end):
+    """The index of the `template <` line whose parameter list closes at the end of line
+    `end` (one line, or a few), or None when line `end` does not end a template header."""
+    for start in range(end, max(end - 6, -1), -1):
+        if TEMPLATE.match(lines[start]):
+            header = " ".join(lines[start:end + 1])
+            depth = 0
+            for i, c in enumerate(header[header.index("<"):]):
+                depth += {"<": 1, ">": -1}.get(c, 0)
+                if depth == 0:
+                    rest = header[header.index("<") + i + 1:].split("//")[0]
+                    return start if not rest.strip() else None  # `template <class T> int x;` is not one
+            return None
+        if not lines[start].strip() or lines[start].lstrip().startswith("//"):
+            return None
+    return None
+
+
+def _lesson(path, numbered_lines):
+    """Numbered lines as a reader should study them: tracing lines left out, dedented."""
     kept = []
-    for number, line in region_lines(path, region):
+    for number, line in numbered_lines:
         if TRACING.match(line):
             if not line.rstrip().endswith(";"):
                 raise ListingError(f"{path}:{number}: a tracing call must be one statement on one line")
             continue
         kept.append(line)
     return textwrap.dedent("\n".join(kept)).strip("\n")
+
+
+def lesson_code(path, region):
+    """The region's code as a reader should study it: tracing lines left out, dedented."""
+    return _lesson(path, region_lines(path, region))
+
+
+def function_code(path, fragment):
+    """The function's listing (see function_lines), tracing lines left out, dedented."""
+    return _lesson(path, function_lines(path, fragment))
 
 
 def _emit(text):
@@ -91,6 +157,13 @@ def listing(path, region):
     """Writes the fenced listing of `region` of `path` (for a cog block)."""
     language = LANGUAGES.get(pathlib.Path(path).suffix, "")
     _emit(f"```{language}\n{lesson_code(path, region)}\n```")
+
+
+def function(path, fragment):
+    """Writes the fenced listing of the function whose first line contains `fragment` (for a
+    cog block)."""
+    language = LANGUAGES.get(pathlib.Path(path).suffix, "")
+    _emit(f"```{language}\n{function_code(path, fragment)}\n```")
 
 
 def changes(old_path, old_region, new_path, new_region):
@@ -125,7 +198,7 @@ def main(argv=None):
     from cogapp import Cog  # a well-kept tool does the block handling
 
     tools = str(pathlib.Path(__file__).resolve().parent)
-    cog_args = ["cog", "-I", tools, "-p", "from listings import listing, changes"]
+    cog_args = ["cog", "-I", tools, "-p", "from listings import listing, function, changes"]
     cog_args += ["--check"] if args.check else ["-r"]
     try:
         status = Cog().main(cog_args + files)

@@ -35,6 +35,7 @@ extern "C" PyTypeObject* gilonce_lazy_type_fast_path_probe(gilonce::lazy_type& t
 }
 
 #include <gilonce/per_interpreter.hpp>
+#include <gilonce/per_interpreter_census.hpp>
 
 // The sole slot: the path once one interpreter has joined the census and filled the value.
 extern "C" PyObject* const* gilonce_per_interpreter_sole_probe(gilonce::per_interpreter_cell<PyObject*>& cell,

@@ -8,7 +8,7 @@
 #define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 
-#include <gilonce/py_once_lock.hpp>
+#include <gilonce/detail/once_core.hpp>
 
 #include <atomic>
 #include <condition_variable>

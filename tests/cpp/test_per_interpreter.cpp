@@ -10,6 +10,7 @@
 
 #include <gilonce/gilonce.hpp>
 #include <gilonce/per_interpreter.hpp>
+#include <gilonce/per_interpreter_census.hpp>
 
 #include <sys/syscall.h>
 #include <sys/wait.h>

@@ -1,8 +1,8 @@
 """Checks that every code block of the documentation site is either included from a file of
 the project (a single `--8<-- "path:region"` line, which check_snippets.py verifies), or
-written from one by cog (inside a `[[[cog listing(...)]]]` ... `[[[end]]]` block, which
-tools/listings.py --check verifies), or visibly marked as pseudo-code (a fence with
-title="pseudo-code"). Blocks of shell commands
+written from one by cog (inside a `[[[cog listing(...)]]]`, `function(...)` or
+`changes(...)` ... `[[[end]]]` block, which tools/listings.py --check verifies), or visibly
+marked as pseudo-code (a fence with title="pseudo-code"). Blocks of shell commands
 and program output (languages sh, console, text) are allowed as they are: they show how to
 run things, not code of the project.
 
@@ -30,7 +30,7 @@ def blocks(path):
     lines = path.read_text().splitlines()
     i, in_cog = 0, False
     while i < len(lines):
-        if "[[[cog" in lines[i] and "listing(" in lines[i] or "[[[cog" in lines[i] and "changes(" in lines[i]:
+        if "[[[cog" in lines[i] and any(call in lines[i] for call in ("listing(", "function(", "changes(")):
             in_cog = True
         if "[[[end]]]" in lines[i]:
             in_cog = False

@@ -5,6 +5,7 @@
 // calls join_interpreter; TWO_EXT_NAME is the module's name. It also uses a py_once_lock, so
 // that the symbol check sees every header's process-wide state.
 #include <gilonce/per_interpreter.hpp>
+#include <gilonce/per_interpreter_census.hpp>
 #include <gilonce/py_once_lock.hpp>
 
 #ifndef TWO_EXT_NAME

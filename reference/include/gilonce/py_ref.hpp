@@ -1,44 +1,34 @@
-// gilonce/py_ref.hpp: an owned reference to a Python object, for C API code.
-//
-// A once-cell must release the value of a losing initializer, and that needs a value
-// type whose destructor drops exactly one reference. pybind11 users can store
-// `pybind11::object` instead; `py_ref` is the same idea with no dependency but Python.h.
+// gilonce/py_ref.hpp: an owned reference to a Python object, for C API code: the value type
+// a cell stores (pybind11 users may store `pybind11::object` instead).
 #pragma once
-
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
 
 #include <utility>
 
+#include "detail/python.hpp"
+
 namespace gilonce {
 
-/// Owns one strong reference to a Python object (or holds nothing).
-///
+/// Owns one strong reference to a Python object, or nothing. Move-only: a copy is explicit
+/// (`py_ref::borrow(ref.get())`).
 /// Requires: the GIL is held whenever a non-empty `py_ref` is destroyed or assigned to.
-/// Move-only: copying a reference must be explicit (`py_ref::borrow(ref.get())`).
 class py_ref {
 public:
     /// An empty `py_ref`.
     constexpr py_ref() noexcept = default;
-
-    /// Takes over a new (owned) reference, as returned by most C API calls.
-    /// A null pointer gives an empty `py_ref`.
+    /// Takes over a new reference (what most C API calls return); null gives an empty one.
     static py_ref steal(PyObject* owned) noexcept { return py_ref(owned); }
-
     /// Adds a reference to a borrowed object. Requires: the GIL is held.
     static py_ref borrow(PyObject* borrowed) noexcept {
         Py_XINCREF(borrowed);
         return py_ref(borrowed);
     }
-
     /// Takes over `other`'s reference; `other` is left empty.
     py_ref(py_ref&& other) noexcept : obj_(std::exchange(other.obj_, nullptr)) {}
-    /// Drops the reference held (if any) and takes over `other`'s; self-move keeps it.
-    /// Requires: the GIL is held if this `py_ref` is not empty.
+    /// Drops the reference held, then takes over `other`'s; self-move keeps it.
     py_ref& operator=(py_ref&& other) noexcept {
         if (this != &other) {
-            // Take the new reference first: the old object's finalizer may run Python
-            // code, which must not see this py_ref half-assigned.
+            // The new reference first: the old object's finalizer may run Python code,
+            // which must not see this py_ref half-assigned.
             PyObject* old = std::exchange(obj_, std::exchange(other.obj_, nullptr));
             Py_XDECREF(old);
         }

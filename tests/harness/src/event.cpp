@@ -1,7 +1,7 @@
 // harness/event.cpp: one-shot events (see event.hpp).
 #include "harness/event.hpp"
 
-#include <gilonce/gil_state.hpp>
+#include <gilonce/detail/python.hpp>
 
 #include <stdexcept>
 

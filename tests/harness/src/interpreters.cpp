@@ -1,7 +1,7 @@
 // harness/interpreters.cpp: sub-interpreters for scenarios (see interpreters.hpp).
 #include "harness/interpreters.hpp"
 
-#include <gilonce/gil_state.hpp>
+#include <gilonce/detail/python.hpp>
 
 #include <exception>
 #include <memory>

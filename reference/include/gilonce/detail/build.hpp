@@ -1,0 +1,32 @@
+// gilonce/detail/build.hpp: the build switches and compiler attributes every header shares
+// (no Python here: the core of py_once_lock is checked without libpython).
+#pragma once
+
+// GILONCE_CHECKS=1 turns on the two misuse checks that would cost something on a fast path
+// (`gil_token::assume_held` without the GIL; a census read from an interpreter that did not
+// join). Off by default. Not tied to NDEBUG, which setuptools and CMake's Release define,
+// so checks tied to it would be off exactly where extensions are built. Define it alike in
+// every translation unit of an extension: the checked functions are inline.
+#ifndef GILONCE_CHECKS
+#define GILONCE_CHECKS 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GILONCE_COLD __attribute__((noinline, cold))  // slow paths: out of the inlined fast path
+// Process-wide state is private to the extension that compiled it (hidden visibility): GCC
+// would otherwise emit inline variables as STB_GNU_UNIQUE symbols, which the loader merges
+// across extension modules, and a module loaded with RTLD_GLOBAL lends its functions, and
+// their state, to modules loaded after it.
+#define GILONCE_EXTENSION_PRIVATE __attribute__((visibility("hidden")))
+#define GILONCE_PRIVATE_BEGIN _Pragma("GCC visibility push(hidden)")
+#define GILONCE_PRIVATE_END _Pragma("GCC visibility pop")
+#else
+#define GILONCE_COLD
+#define GILONCE_EXTENSION_PRIVATE
+#define GILONCE_PRIVATE_BEGIN
+#define GILONCE_PRIVATE_END
+#endif
+
+namespace gilonce::detail {
+inline constexpr bool checks_enabled = GILONCE_CHECKS != 0;
+}  // namespace gilonce::detail
