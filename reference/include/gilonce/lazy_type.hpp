@@ -203,6 +203,15 @@ private:
             for (auto& value : computed) detail::abandon(value.second);
             for (auto& old : replaced) detail::abandon(old.first), detail::abandon(old.second);
         }
+        bool reserve(std::size_t n) noexcept {
+            try {
+                computed.reserve(n);
+                replaced.reserve(n);
+                return true;
+            } catch (const std::bad_alloc&) {
+                return false;
+            }
+        }
         void release_now() {
             for (auto& value : computed) detail::release_now(value.second);
             for (auto& old : replaced) detail::release_now(old.second), detail::release_now(old.first);
@@ -244,13 +253,16 @@ GILONCE_COLD inline PyTypeObject* lazy_type::get_slow(gil_token gil) {
 // Stage 2: compute every attribute with this context recorded as computing, then publish
 // them all at once, or give the ready type early to a call from inside the computation.
 inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_type& ready) {
-    values_in_flight values;  // a holder; memory first, so no bad_alloc passes a holder later
-    values.computed.reserve(code_->attributes.size());
-    values.replaced.reserve(code_->attributes.size());
     detail::context_record record;  // a holder: a forced unwind leaves its entry behind
     const auto entered = record.enter(computing_);
     if (entered == detail::context_record::entry::reentrant) return reinterpret_cast<PyTypeObject*>(ready.type.get());
     if (entered == detail::context_record::entry::failed) return nullptr;
+    values_in_flight values;  // a holder too
+    if (!values.reserve(code_->attributes.size())) {  // all the memory now: nothing throws below
+        record.leave();
+        PyErr_NoMemory();
+        return nullptr;
+    }
     for (const class_attribute& attribute : code_->attributes) {
         // May release the GIL, and may call `get` (which gets the early type). Held at once.
         values.computed.emplace_back(attribute.name, py_ref::steal(detail::call_factory([&] { return attribute.make(gil); })));
