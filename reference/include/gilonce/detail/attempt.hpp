@@ -64,7 +64,7 @@ template <class T, reporting mode>
 class attempt {
 public:
     template <class Init>
-    explicit attempt(Init& init) {
+    GILONCE_FORCED_UNWIND_HANDLER explicit attempt(Init& init) {
         try {
             if constexpr (mode == reporting::throws) made_.value.emplace(init());
             else if (std::optional<T> made = init()) made_.value.emplace(std::move(*made));

@@ -27,6 +27,15 @@
 #define GILONCE_PRIVATE_END
 #endif
 
+// UBSan reports "reference binding to null pointer" for `catch (abi::__forced_unwind&)`: a
+// forced unwind carries no exception object. The binding is never used, so the functions
+// with such a handler are not instrumented for it.
+#if defined(__GLIBCXX__) && (defined(__GNUC__) || defined(__clang__))
+#define GILONCE_FORCED_UNWIND_HANDLER __attribute__((no_sanitize("null")))
+#else
+#define GILONCE_FORCED_UNWIND_HANDLER
+#endif
+
 namespace gilonce::detail {
 inline constexpr bool checks_enabled = GILONCE_CHECKS != 0;
 }  // namespace gilonce::detail

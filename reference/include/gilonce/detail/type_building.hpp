@@ -27,7 +27,7 @@ namespace gilonce::detail {
 /// exception it throws into a Python one: `MemoryError`, or `RuntimeError("C++ exception:
 /// WHAT")` chained from any exception already set. A forced unwind passes untouched.
 template <class Factory>
-PyObject* call_factory(Factory&& factory) {
+GILONCE_FORCED_UNWIND_HANDLER PyObject* call_factory(Factory&& factory) {
     try {
         return factory();
 #if defined(__GLIBCXX__)
