@@ -36,6 +36,24 @@ PyObject* once(PyObject*, PyObject*) {
     return PyLong_FromLong(once_cell.get_or_init(gilonce::gil_token::assume_held(), [] { return 1L; }));
 }
 
+// reenter() -> the message of the reentrant_init_error that a py_once_lock initializer gets
+// when it asks for its own cell. The claim (wait_or_claim) and the re-entry check
+// (running_on_this_thread) both compare this thread's key: should one of them be bound to
+// the other module's copy (RTLD_GLOBAL), the keys differ and the check misses: a
+// self-deadlock, which the test sees as a child process that does not end.
+gilonce::py_once_lock<long> reentered_cell{TWO_EXT_QUOTE(TWO_EXT_NAME) ".reentered"};
+PyObject* reenter(PyObject*, PyObject*) {
+    try {
+        reentered_cell.get_or_init(gilonce::gil_token::assume_held(), [] {
+            return reentered_cell.get_or_init(gilonce::gil_token::assume_held(), [] { return 2L; });
+        });
+    } catch (const gilonce::reentrant_init_error& e) {
+        return PyUnicode_FromString(e.what());
+    }
+    PyErr_SetString(PyExc_AssertionError, "the re-entrant call returned a value");
+    return nullptr;
+}
+
 // made_in_new_interpreter() -> (its id, made_in() there): a fresh sub-interpreter imports
 // only this module and reads the cell through it, as Python code there would.
 PyObject* made_in_new_interpreter(PyObject*, PyObject*) {
@@ -75,6 +93,7 @@ int exec_module(PyObject*) {
 PyMethodDef methods[] = {
     {"made_in", made_in, METH_NOARGS, "The id of the interpreter that computed this interpreter's value."},
     {"once", once, METH_NOARGS, "1, from a py_once_lock."},
+    {"reenter", reenter, METH_NOARGS, "The error a re-entrant py_once_lock initializer gets."},
     {"made_in_new_interpreter", made_in_new_interpreter, METH_NOARGS,
      "(id, made_in()) of a fresh sub-interpreter that imports only this module."},
     {nullptr, nullptr, 0, nullptr}};

@@ -57,6 +57,9 @@ namespace gilonce {
 ///
 /// Example:
 /// @code
+///   #include <gilonce/gil_once_cell.hpp>
+///   #include <gilonce/py_ref.hpp>
+///
 ///   static gilonce::gil_once_cell<gilonce::py_ref> json_dumps{"json.dumps"};
 ///
 ///   PyObject* dumps(gilonce::gil_token gil) {   // Requires: the GIL is held.

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <functional>
-#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -118,7 +117,7 @@ public:
     lazy_type(PyType_Spec* spec, std::vector<class_attribute> attributes,
               std::function<PyObject*(gil_token)> make_bases = {}, bool immutable = true, PyObject* module = nullptr)
         : spec_(spec),
-          code_(std::make_unique<user_code>(user_code{std::move(attributes), std::move(make_bases)})),
+          user_(user_code{std::move(attributes), std::move(make_bases)}),
           immutable_(immutable),
           module_(module),
           ready_(spec != nullptr ? spec->name : nullptr) {}
@@ -127,7 +126,7 @@ public:
     /// Releases the factories (which may own Python objects) with the GIL of a live
     /// interpreter; leaks them otherwise. The type: as `gil_once_cell`.
     ~lazy_type() {
-        if (!detail::this_thread_holds_the_gil()) (void)code_.release();  // leaked on purpose
+        if (detail::this_thread_holds_the_gil()) user_.code.~user_code();  // else leaked on purpose
     }
 
     /// Requires: the GIL is held; no Python exception set; not inside a traversal unless
@@ -171,6 +170,11 @@ private:
     struct user_code {
         std::vector<class_attribute> attributes;
         std::function<PyObject*(gil_token)> make_bases;
+    };
+    union user_code_slot {  // as a cell's slot: ~lazy_type decides whether it is destroyed
+        user_code code;
+        explicit user_code_slot(user_code&& given) : code(std::move(given)) {}
+        ~user_code_slot() {}
     };
     // Stage 1's result: the ready type and, for an immutable one, a copy of its dict as stage
     // 1 left it. Released and abandoned as a handle (gilonce/detail/handles.hpp).
@@ -228,7 +232,7 @@ private:
     bool dict_is_as_stage_one_left_it(const ready_type& ready) const;
 
     PyType_Spec* spec_;
-    std::unique_ptr<user_code> code_;  // released without the GIL: leaked instead
+    user_code_slot user_;  // the factories, which may own Python objects
     bool immutable_;
     PyObject* module_;                          // borrowed; null for a type of no module
     detail::stage_one_cell<ready_type> ready_;  // stage 1
@@ -258,12 +262,12 @@ inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_t
     if (entered == detail::context_record::entry::reentrant) return reinterpret_cast<PyTypeObject*>(ready.type.get());
     if (entered == detail::context_record::entry::failed) return nullptr;
     values_in_flight values;  // a holder too
-    if (!values.reserve(code_->attributes.size())) {  // all the memory now: nothing throws below
+    if (!values.reserve(user_.code.attributes.size())) {  // all the memory now: nothing throws below
         record.leave();
         PyErr_NoMemory();
         return nullptr;
     }
-    for (const class_attribute& attribute : code_->attributes) {
+    for (const class_attribute& attribute : user_.code.attributes) {
         // May release the GIL, and may call `get` (which gets the early type). Held at once.
         values.computed.emplace_back(attribute.name, py_ref::steal(detail::call_factory([&] { return attribute.make(gil); })));
         py_ref& value = values.computed.back().second;
@@ -300,19 +304,19 @@ inline std::optional<lazy_type::ready_type> lazy_type::make_ready_type(gil_token
         PyErr_SetString(PyExc_SystemError, "gilonce::lazy_type: constructed with a null PyType_Spec");
         return std::nullopt;
     }
-    if (!detail::attributes_are_sound(spec_->name, code_->attributes)) return std::nullopt;
+    if (!detail::attributes_are_sound(spec_->name, user_.code.attributes)) return std::nullopt;
     detail::held<py_ref> bases;
     bases.value = make_bases(gil);
     std::optional<ready_type> ready;
-    if (*bases.value || !code_->make_bases) ready = create(bases.value->get());
+    if (*bases.value || !user_.code.make_bases) ready = create(bases.value->get());
     detail::release_now(*bases.value);
     return ready;
 }
 
 // The bases factory, its errors named after the type. Empty with no factory.
 inline py_ref lazy_type::make_bases(gil_token gil) {
-    if (!code_->make_bases) return py_ref();
-    py_ref bases = py_ref::steal(detail::call_factory([&] { return code_->make_bases(gil); }));
+    if (!user_.code.make_bases) return py_ref();
+    py_ref bases = py_ref::steal(detail::call_factory([&] { return user_.code.make_bases(gil); }));
     const bool half_failed = bases && PyErr_Occurred();
     if (half_failed) detail::release_now(bases);
     if (!bases) detail::report_factory_failure(spec_->name, nullptr, half_failed);
@@ -340,7 +344,7 @@ inline std::optional<lazy_type::ready_type> lazy_type::finish_ready_type(py_ref&
     // Again on the type: the spec's own Py_tp_base/Py_tp_bases slots may have given bases.
     if (immutable && !detail::bases_are_immutable(spec_->name, object->tp_bases)) return std::nullopt;
     if (immutable_ && !detail::make_immutable(object)) return std::nullopt;
-    for (const class_attribute& attribute : code_->attributes) {
+    for (const class_attribute& attribute : user_.code.attributes) {
         py_ref name = py_ref::steal(PyUnicode_FromString(attribute.name));
         const int defined = name ? PyDict_Contains(object->tp_dict, name.get()) : -1;
         if (defined > 0)

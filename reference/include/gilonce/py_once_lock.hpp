@@ -92,6 +92,9 @@ struct claim_holder {
 ///
 /// Example:
 /// @code
+///   #include <gilonce/py_once_lock.hpp>
+///   #include <gilonce/py_ref.hpp>
+///
 ///   static gilonce::py_once_lock<gilonce::py_ref> json_dumps{"json.dumps"};
 ///
 ///   PyObject* dumps(gilonce::gil_token gil) {   // Requires: an attached thread state.
@@ -154,13 +157,13 @@ public:
     /// Not thread-safe, unlike every other member. Requires: no other thread uses the cell
     /// meanwhile, and no reference it handed out is still in use (the tag says so).
     std::optional<T> take(gil_token, invalidates_references_t) {
-        std::optional<T> out;
+        detail::held<T> out;  // a holder: attach() may end this thread (attempt.hpp)
         detail::python_attachment hooks;
         core_.empty_if_full(hooks, [&]() noexcept {
-            out.emplace(std::move(slot_.value));
+            out.value.emplace(std::move(slot_.value));
             slot_.value.~T();  // a moved-from handle: no C API call
         });
-        return out;
+        return std::move(out.value);  // leaves a moved-from handle for ~held: nothing to abandon
     }
 
     /// For `m_traverse`/`tp_traverse`: visits the stored reference. Requires: called by the

@@ -12,7 +12,8 @@
 // gives up a claim without the interpreter) and never calls the C API. The normal path lets
 // go explicitly, in ordinary calls that an unwind may pass through. An ordinary C++
 // exception from user code is caught where the code is called (`attempt`) and rethrown by
-// the caller after its explicit cleanup, so only a forced unwind ever passes a holder.
+// the caller after its explicit cleanup. So a holder is passed only by a forced unwind, or
+// by a `bad_alloc` from building an error message; either way what it holds leaks, safely.
 #pragma once
 
 #include <exception>
@@ -83,8 +84,9 @@ public:
         if (!made_.value || is_empty(*made_.value)) return false;
         return mode == reporting::throws || !PyErr_Occurred();
     }
-    /// The value, moved out. Requires: `succeeded()`.
-    T take() noexcept {
+    /// The value, moved out. Requires: `succeeded()`. Throws what T's move throws (a C++
+    /// value's: every handle's move is nothrow), leaving the value here to be destroyed.
+    T take() noexcept(std::is_nothrow_move_constructible_v<T>) {
         T out(std::move(*made_.value));
         made_.value.reset();  // a moved-from handle: no C API call
         return out;

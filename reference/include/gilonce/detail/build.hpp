@@ -13,10 +13,15 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define GILONCE_COLD __attribute__((noinline, cold))  // slow paths: out of the inlined fast path
-// Process-wide state is private to the extension that compiled it (hidden visibility): GCC
-// would otherwise emit inline variables as STB_GNU_UNIQUE symbols, which the loader merges
-// across extension modules, and a module loaded with RTLD_GLOBAL lends its functions, and
-// their state, to modules loaded after it.
+// Process-wide state (an inline variable, a thread-local) is private to the extension that
+// compiled it, and so is every function that reads it. A hidden variable alone is not
+// enough: GCC would emit an exported inline variable as an STB_GNU_UNIQUE symbol, which the
+// loader merges across extension modules; and an exported function that reads a hidden one
+// is lent, by a module loaded with RTLD_GLOBAL, to modules loaded after it, whose inlined
+// copies still read their own: one object read through two copies of the state. So the
+// state and every function that reads it are hidden together: a header as a whole
+// (GILONCE_PRIVATE_BEGIN/END), or each one (GILONCE_EXTENSION_PRIVATE) where hiding a
+// class would force every class holding it to be hidden too.
 #define GILONCE_EXTENSION_PRIVATE __attribute__((visibility("hidden")))
 #define GILONCE_PRIVATE_BEGIN _Pragma("GCC visibility push(hidden)")
 #define GILONCE_PRIVATE_END _Pragma("GCC visibility pop")

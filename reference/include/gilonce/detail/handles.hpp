@@ -3,7 +3,7 @@
 // A cell stores any T, but three kinds of T hold a Python object: `gilonce::py_ref`,
 // `pybind11::object` (and its subclasses), and raw pointers such as `PyObject*`, which a cell
 // never owns. A stored type of its own may join in with three members, `gilonce_release_now`,
-// `gilonce_abandon` and `gilonce_traverse` (lazy_type's stage-1 result does).
+// `gilonce_abandon` and `gilonce_traverse`, all three or none (lazy_type's stage-1 result does).
 #pragma once
 
 #include <type_traits>
@@ -18,12 +18,20 @@ struct has : std::false_type {};
 template <template <class> class Member, class T>
 struct has<Member, T, std::void_t<Member<T>>> : std::true_type {};
 
-template <class T> using own_protocol = decltype(std::declval<T&>().gilonce_abandon());
+template <class T> using own_release_now = decltype(std::declval<T&>().gilonce_release_now());
+template <class T> using own_abandon = decltype(std::declval<T&>().gilonce_abandon());
+template <class T> using own_traverse = decltype(std::declval<const T&>().gilonce_traverse(visitproc{}, nullptr));
 template <class T> using pybind11_release = decltype(std::declval<T&>().release().dec_ref());
 template <class T> using pybind11_ptr = decltype(std::declval<const T&>().ptr());
 template <class T> using py_ref_release = std::enable_if_t<std::is_same_v<decltype(std::declval<T&>().release()), PyObject*>>;
 
-template <class T> inline constexpr bool is_own_handle = has<own_protocol, T>::value;
+template <class T> inline constexpr int own_members =
+    has<own_release_now, T>::value + has<own_abandon, T>::value + has<own_traverse, T>::value;
+template <class T> inline constexpr bool is_own_handle = own_members<T> == 3;
+// Some but not all of the three: what is missing would fall to T's destructor (the C API
+// in a destructor, which a forced unwind cannot pass) or to no traversal. Refused.
+template <class T> inline constexpr bool own_protocol_is_whole =
+    own_members<T> == 0 || own_members<T> == 3;
 template <class T> inline constexpr bool is_pybind11_object = has<pybind11_release, T>::value;
 template <class T> inline constexpr bool is_py_ref = has<py_ref_release, T>::value;
 
@@ -45,6 +53,8 @@ bool is_empty(const T& value) {
 /// members above.
 template <class T>
 void release_now(T& value) {
+    static_assert(own_protocol_is_whole<T>, "a stored type must define all three of gilonce_release_now, "
+                                            "gilonce_abandon and gilonce_traverse, or none");
     if constexpr (is_own_handle<T>) value.gilonce_release_now();
     else if constexpr (is_pybind11_object<T>) value.release().dec_ref();
     else if constexpr (is_py_ref<T>) Py_XDECREF(value.release());
@@ -54,6 +64,8 @@ void release_now(T& value) {
 /// being torn down without the GIL. Other T are left as they are.
 template <class T>
 void abandon(T& value) noexcept {
+    static_assert(own_protocol_is_whole<T>, "a stored type must define all three of gilonce_release_now, "
+                                            "gilonce_abandon and gilonce_traverse, or none");
     if constexpr (is_own_handle<T>) value.gilonce_abandon();
     else if constexpr (is_pybind11_object<T> || is_py_ref<T>) (void)value.release();
 }
@@ -63,6 +75,8 @@ void abandon(T& value) noexcept {
 /// collector free an object in use). Returns: 0, or the first non-zero result of `visit`.
 template <class T>
 int traverse(const T& value, visitproc visit, void* arg) {
+    static_assert(own_protocol_is_whole<T>, "a stored type must define all three of gilonce_release_now, "
+                                            "gilonce_abandon and gilonce_traverse, or none");
     if constexpr (is_own_handle<T>) return value.gilonce_traverse(visit, arg);
     else if constexpr (is_pybind11_object<T>) Py_VISIT(value.ptr());
     else if constexpr (is_py_ref<T>) Py_VISIT(value.get());

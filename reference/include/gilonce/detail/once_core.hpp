@@ -50,7 +50,8 @@ public:
 
     /// Whether this OS thread has the cell claimed (a greenlet on it is the same thread).
     /// Relaxed: only this thread writes its own key, and it reads its own last write.
-    bool running_on_this_thread() const noexcept { return owner_.load(std::memory_order_relaxed) == this_thread_key(); }
+    /// Like every member that reads or writes the key, private to the extension (build.hpp).
+    GILONCE_EXTENSION_PRIVATE bool running_on_this_thread() const noexcept { return owner_.load(std::memory_order_relaxed) == this_thread_key(); }
 
     enum class outcome {
         full,     ///< the value is there
@@ -61,7 +62,7 @@ public:
     /// The slow path's entry: waits, detached, until the cell is full, or claims it.
     /// Requires: attached, and not `running_on_this_thread()`. Returns: attached.
     template <class Hooks>
-    outcome wait_or_claim(Hooks& hooks) {
+    GILONCE_EXTENSION_PRIVATE outcome wait_or_claim(Hooks& hooks) {
         hooks.detach();
         std::unique_lock<std::mutex> lock(mutex());
         outcome found = outcome::full;
@@ -114,7 +115,7 @@ public:
 
     /// For a thread torn down by a forced unwind (not attached): gives up the cell if this
     /// thread still has it claimed, else (published or reset already) does nothing.
-    void abandon() noexcept {
+    GILONCE_EXTENSION_PRIVATE void abandon() noexcept {
         if (running_on_this_thread()) reset_claim();
     }
 
@@ -136,8 +137,8 @@ public:
     }
 
 private:
-    // The address of a thread-local: unique among live threads, never 0. Hidden: one key per
-    // extension. (Not PyThread_get_thread_ident: the core knows nothing of Python.)
+    // The address of a thread-local: unique among live threads, never 0; one per extension.
+    // (Not PyThread_get_thread_ident: the core knows nothing of Python.)
     GILONCE_EXTENSION_PRIVATE static std::uintptr_t this_thread_key() noexcept {
         static thread_local char key;
         return reinterpret_cast<std::uintptr_t>(&key);

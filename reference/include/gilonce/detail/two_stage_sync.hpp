@@ -57,7 +57,8 @@ public:
             claimed_ = found == once_core::outcome::claimed;
             if (found != once_core::outcome::refused) return true;
             PyErr_Format(PyExc_RuntimeError, "gilonce::lazy_type %s: another thread is publishing its class attributes "
-                         "while the interpreter is finalizing, and may never finish", type);
+                         "while the interpreter is finalizing; that thread is ended or parked when it next wants the "
+                         "interpreter, so waiting might never end", type);
             return false;
         }
         /// Ends the turn: `published` for good, or failed (the next waiter publishes).

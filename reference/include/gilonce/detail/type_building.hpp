@@ -37,8 +37,12 @@ GILONCE_FORCED_UNWIND_HANDLER PyObject* call_factory(Factory&& factory) {
     } catch (const std::bad_alloc&) {
         PyErr_NoMemory();
     } catch (const std::exception& e) {
-        py_ref text = py_ref::steal(PyUnicode_FromFormat("C++ exception: %s", e.what()));
-        raise_from_current(PyExc_RuntimeError, text ? PyUnicode_AsUTF8(text.get()) : "C++ exception");
+        // A raw reference, not a py_ref: raise_from_current may run Python code (3.11
+        // normalizes the cause), where a forced unwind may start; the text then leaks.
+        PyObject* text = PyUnicode_FromFormat("C++ exception: %s", e.what());  // bytes not UTF-8: replaced
+        const char* utf8 = text != nullptr ? PyUnicode_AsUTF8(text) : nullptr;
+        raise_from_current(PyExc_RuntimeError, utf8 != nullptr ? utf8 : "C++ exception");
+        Py_XDECREF(text);
     } catch (...) {
         raise_from_current(PyExc_RuntimeError, "unknown C++ exception");
     }
