@@ -27,7 +27,7 @@ matching closing brace (tools/cpp_scan.py finds it; braces in comments and liter
 count). The fragment must occur exactly once in the file's code, else an error names the
 file and the count:
 
-    <!-- [[[cog function("reference/include/gilonce/py_once_lock.hpp", "::get_or_init_slow(")]]] -->
+    <!-- [[[cog function("reference/include/gilonce/py_once_lock.hpp", "GILONCE_COLD const T* initialize(F& init) {")]]] -->
 
 `changes(...)` writes a unified diff of two regions: what one step changed from the last.
 
