@@ -133,7 +133,7 @@ private:
 // fails, CPython's PyContextVar_Set (3.11, and main as of 2026) sets the variable anyway and
 // returns NULL, so the record of a computation that never started stays in the context;
 // and when PyContextVar_Reset cannot allocate, the record of an ended one stays. Both are
-// harmless (their serials are no longer live: see gilonce/detail/context_record.hpp) and
+// harmless (their entries are no longer live: see gilonce/detail/context_record.hpp) and
 // are freed with the context; anything else left behind is still counted.
 class fresh_context {
 public:

@@ -7,7 +7,9 @@
 #include <pybind11/embed.h>
 
 #include <new>
+#include <optional>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -78,6 +80,42 @@ TEST_CASE("get_or_try_init: an empty handle is a SystemError naming the cell, a 
     CHECK(zero.get_or_init(gil.token(), [] { return 0; }) == 0);
 }
 
+TEST_CASE("get_or_try_init: an empty handle with an exception set is the initializer's own failure, in every cell") {
+    // The shape of the headers' examples: `return py_ref::steal(PyObject_GetAttrString(...))`.
+    harness::traced_gil gil;
+    py::module_ json = py::module_::import("json");
+    const auto missing_attribute = [&]() -> std::optional<gilonce::py_ref> {
+        return gilonce::py_ref::steal(PyObject_GetAttrString(json.ptr(), "no_such_attribute"));
+    };
+    const auto check_own_error = [&](const char* cell) {
+        INFO(cell);
+        REQUIRE(PyErr_ExceptionMatches(PyExc_AttributeError));
+        PyObject* error = gilonce::detail::take_exception();
+        CHECK(PyException_GetCause(error) == nullptr);  // not wrapped
+        Py_DECREF(error);
+    };
+    gil_once_cell<gilonce::py_ref> cell{"missing attribute"};
+    CHECK(cell.get_or_try_init(gil.token(), missing_attribute) == nullptr);
+    check_own_error("gil_once_cell");
+    CHECK(cell.get(gil.token()) == nullptr);
+    gilonce::py_once_lock<gilonce::py_ref> lock{"missing attribute"};
+    CHECK(lock.get_or_try_init(gil.token(), missing_attribute) == nullptr);
+    check_own_error("py_once_lock");
+    CHECK(lock.get(gil.token()) == nullptr);
+    static gilonce::per_interpreter_cell<gilonce::py_ref> per_interpreter{"missing attribute"};  // cells of one process
+    CHECK(per_interpreter.get_or_try_init(gil.token(), missing_attribute) == nullptr);
+    check_own_error("per_interpreter_cell");
+    // Without an exception, an empty handle is still a SystemError naming the cell.
+    CHECK(cell.get_or_try_init(gil.token(), [] { return std::optional<gilonce::py_ref>(gilonce::py_ref()); }) == nullptr);
+    REQUIRE(PyErr_ExceptionMatches(PyExc_SystemError));
+    PyObject* error = gilonce::detail::take_exception();
+    PyObject* text = PyObject_Str(error);
+    CHECK(std::string(PyUnicode_AsUTF8(text)) ==
+          "gil_once_cell 'missing attribute': initializer returned an empty handle without setting an exception");
+    Py_DECREF(text);
+    Py_DECREF(error);
+}
+
 TEST_CASE("an initializer returning a null PyTypeObject* (any raw pointer) is an empty handle too") {
     harness::traced_gil gil;
     gil_once_cell<PyTypeObject*> cell{"type pointer"};
@@ -98,8 +136,8 @@ TEST_CASE("a Python exception already set when get_or_init is called is not take
 }
 
 TEST_CASE("a context copied from a finished computation of a destroyed cell is an ordinary caller of a new cell at its address") {
-    // Entries name computations by process-wide serials: a new cell at the same address
-    // never inherits the old one's, even from a context copied while the old one ran.
+    // Entries are fresh objects compared by identity, and the copy keeps the old one alive:
+    // a new cell at the same address never takes it for one of its own computations.
     harness::traced_gil gil;
     using cell_type = gil_once_cell<int>;
     alignas(cell_type) static unsigned char storage[sizeof(cell_type)];

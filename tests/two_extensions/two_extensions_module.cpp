@@ -4,6 +4,9 @@
 // with the other module through STB_GNU_UNIQUE symbols. TWO_EXT_JOINS says whether this copy
 // calls join_interpreter; TWO_EXT_NAME is the module's name. It also uses a py_once_lock, so
 // that the symbol check sees every header's process-wide state.
+#include <functional>
+
+#include <gilonce/gil_once_cell.hpp>
 #include <gilonce/per_interpreter.hpp>
 #include <gilonce/per_interpreter_census.hpp>
 #include <gilonce/py_once_lock.hpp>
@@ -36,22 +39,50 @@ PyObject* once(PyObject*, PyObject*) {
     return PyLong_FromLong(once_cell.get_or_init(gilonce::gil_token::assume_held(), [] { return 1L; }));
 }
 
-// reenter() -> the message of the reentrant_init_error that a py_once_lock initializer gets
-// when it asks for its own cell. The claim (wait_or_claim) and the re-entry check
-// (running_on_this_thread) both compare this thread's key: should one of them be bound to
-// the other module's copy (RTLD_GLOBAL), the keys differ and the check misses: a
-// self-deadlock, which the test sees as a child process that does not end.
-gilonce::py_once_lock<long> reentered_cell{TWO_EXT_QUOTE(TWO_EXT_NAME) ".reentered"};
-PyObject* reenter(PyObject*, PyObject*) {
+// reenter() -> the messages of the reentrant_init_error that an initializer of a py_once_lock,
+// then of a gil_once_cell, gets when it asks for its own cell. The outer initializer is a
+// std::function, a type of external linkage, so the slow path's instantiation for it is
+// exported: with RTLD_GLOBAL this module's outer call runs the first module's copy, and its
+// inner call (a lambda of this file) its own. Had the claim or the record anything private
+// to one copy of the headers (once a thread key, a tag), the inner check would miss: the
+// py_once_lock would wait for itself (a child that does not end), the gil_once_cell would
+// recurse until the stack overflows (a child that crashes). Each slow path also runs for a
+// second cell (other()): used for one object only, GCC may clone it into a local function,
+// which no module can lend.
+gilonce::py_once_lock<long> reentered_lock{TWO_EXT_QUOTE(TWO_EXT_NAME) ".reentered_lock"};
+gilonce::gil_once_cell<long> reentered_cell{TWO_EXT_QUOTE(TWO_EXT_NAME) ".reentered_cell"};
+gilonce::py_once_lock<long> other_lock{TWO_EXT_QUOTE(TWO_EXT_NAME) ".other_lock"};
+gilonce::gil_once_cell<long> other_cell{TWO_EXT_QUOTE(TWO_EXT_NAME) ".other_cell"};
+
+template <class Cell>
+PyObject* reentry_error(Cell& cell, std::function<long()>& outer) {
     try {
-        reentered_cell.get_or_init(gilonce::gil_token::assume_held(), [] {
-            return reentered_cell.get_or_init(gilonce::gil_token::assume_held(), [] { return 2L; });
-        });
+        cell.get_or_init(gilonce::gil_token::assume_held(), outer);
     } catch (const gilonce::reentrant_init_error& e) {
         return PyUnicode_FromString(e.what());
     }
-    PyErr_SetString(PyExc_AssertionError, "the re-entrant call returned a value");
+    PyErr_Format(PyExc_AssertionError, "%s: the re-entrant call returned a value", cell.name());
     return nullptr;
+}
+PyObject* reenter(PyObject*, PyObject*) {
+    std::function<long()> lock_outer = [] {
+        return reentered_lock.get_or_init(gilonce::gil_token::assume_held(), [] { return 2L; });
+    };
+    std::function<long()> cell_outer = [] {
+        return reentered_cell.get_or_init(gilonce::gil_token::assume_held(), [] { return 2L; });
+    };
+    PyObject* lock_error = reentry_error(reentered_lock, lock_outer);
+    PyObject* cell_error = lock_error != nullptr ? reentry_error(reentered_cell, cell_outer) : nullptr;
+    PyObject* both = cell_error != nullptr ? PyTuple_Pack(2, lock_error, cell_error) : nullptr;
+    Py_XDECREF(lock_error);
+    Py_XDECREF(cell_error);
+    return both;
+}
+// other() -> 6: the same two slow paths, for two other cells.
+PyObject* other(PyObject*, PyObject*) {
+    std::function<long()> three = [] { return 3L; };
+    return PyLong_FromLong(other_lock.get_or_init(gilonce::gil_token::assume_held(), three) +
+                           other_cell.get_or_init(gilonce::gil_token::assume_held(), three));
 }
 
 // made_in_new_interpreter() -> (its id, made_in() there): a fresh sub-interpreter imports
@@ -93,7 +124,8 @@ int exec_module(PyObject*) {
 PyMethodDef methods[] = {
     {"made_in", made_in, METH_NOARGS, "The id of the interpreter that computed this interpreter's value."},
     {"once", once, METH_NOARGS, "1, from a py_once_lock."},
-    {"reenter", reenter, METH_NOARGS, "The error a re-entrant py_once_lock initializer gets."},
+    {"other", other, METH_NOARGS, "6, from two other cells."},
+    {"reenter", reenter, METH_NOARGS, "The errors re-entrant py_once_lock and gil_once_cell initializers get."},
     {"made_in_new_interpreter", made_in_new_interpreter, METH_NOARGS,
      "(id, made_in()) of a fresh sub-interpreter that imports only this module."},
     {nullptr, nullptr, 0, nullptr}};

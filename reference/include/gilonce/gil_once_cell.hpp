@@ -49,9 +49,15 @@ namespace gilonce {
 /// - Destruction releases the value only if the calling thread holds the GIL of a live
 ///   interpreter (so a cell in module state releases it in `m_clear`/`m_free`, even while
 ///   Py_Finalize clears modules); otherwise it is leaked on purpose: a `static` cell
-///   destroyed at exit, after Py_Finalize, touches no Python object.
+///   destroyed at exit, after Py_Finalize, touches no Python object. A destructor cannot let
+///   a forced unwind pass: a cell whose value's release may run Python code that releases
+///   the GIL (a `__del__`) is emptied by `clear` before it is destroyed.
+/// - One interpreter: a `static` cell holds the objects of the interpreter that filled it,
+///   and the GIL it relies on is that interpreter's. An extension used from several
+///   interpreters (sub-interpreters, or Py_Finalize then Py_Initialize) keeps its values in
+///   module state or in a `per_interpreter_cell` (per_interpreter.hpp) instead.
 /// - A thread torn down by `pthread_exit` anywhere in the slow path (a daemon thread during
-///   Py_Finalize, CPython 3.11-3.13) unwinds through the cell without a C-API call: what it
+///   Py_Finalize, CPython up to 3.13) unwinds through the cell without a C-API call: what it
 ///   holds is leaked (the holders of gilonce/detail/attempt.hpp).
 /// - Fast path on a full cell: one load and a branch, inlined.
 ///
@@ -74,7 +80,10 @@ namespace gilonce {
 ///
 /// @tparam T a C++ value, `gilonce::py_ref`, `pybind11::object`, or a raw pointer such as
 ///         `PyObject*` (never owned: prefer `py_ref`). A null handle is "empty" and never
-///         stored. T's destructor must be safe to run with the GIL held.
+///         stored. T's destructor must be safe to run with the GIL held. A T that owns
+///         Python objects is a handle, or gives the three members of the handle protocol
+///         (gilonce/detail/handles.hpp); any other (a `std::pair` of `py_ref`s) is released
+///         by its destructor, which a forced unwind cannot pass: the process ends.
 template <class T>
 class gil_once_cell {
 public:
@@ -99,13 +108,15 @@ public:
     /// Returns: true if stored; false if the cell was full (`value` is released first).
     /// Throws: `empty_value_error` if `value` is an empty handle.
     bool set(gil_token, T value) {
-        if (detail::is_empty(value)) throw empty_value_error(who() + ": initializer returned an empty handle");
-        if (full_) {
-            detail::release_now(value);  // under the GIL, outside a destructor
-            return false;
+        if (detail::is_empty(value)) throw empty_value_error(who() + ": set was given an empty handle");
+        if (!full_) {
+            store(std::move(value));
+            return true;
         }
-        store(std::move(value));
-        return true;
+        detail::held<T> loser;  // a holder: the release below may run a `__del__`
+        loser.value.emplace(std::move(value));
+        detail::release_now(*loser.value);
+        return false;
     }
 
     /// The stored value, first running `init()` (returning T) if the cell is empty.
@@ -113,7 +124,9 @@ public:
     /// Returns: the stored value, valid until the cell is destroyed or emptied.
     /// Throws: what `init` throws; `reentrant_init_error` on re-entry; `empty_value_error`
     /// if `init` returns an empty handle (a Python exception it set stays set). The cell
-    /// stays empty on every failure.
+    /// stays empty on every failure. A Python exception `init` leaves set beside a value is
+    /// not looked at (this flavour reports failures by throwing): the value is stored, and
+    /// the exception stays set.
     template <class F>
     const T& get_or_init(gil_token, F&& init) {
         if (full_) return slot_.value;  // the fast path: a load and a branch
@@ -122,10 +135,12 @@ public:
 
     /// The C API flavour: `init()` returns `std::optional<T>`, `std::nullopt` with a Python
     /// exception set for a failure. Requires: the GIL is held, no Python exception set.
-    /// Returns: the stored value; or null with a Python exception set: `init`'s own, a
-    /// `SystemError` if `init` broke the convention (failed without an exception, returned
-    /// a value with one, or an empty handle), or a `RuntimeError` on re-entry. C++
-    /// exceptions from `init` propagate. The cell stays empty on every failure.
+    /// An empty handle with an exception set is a failure too (what a failed C-API call
+    /// returns, as in the example). Returns: the stored value; or null with a Python
+    /// exception set: `init`'s own, a `SystemError` if `init` broke the convention (failed,
+    /// or returned an empty handle, without an exception; returned a value with one), or a
+    /// `RuntimeError` on re-entry. C++ exceptions from `init` propagate. The cell stays
+    /// empty on every failure.
     template <class F>
     const T* get_or_try_init(gil_token, F&& init) {
         if (full_) return &slot_.value;  // the fast path: a load and a branch
@@ -152,7 +167,9 @@ public:
     /// apply, and a later `get_or_init` computes it again. Requires: the GIL is held. May
     /// run Python code (the value's finalizer).
     void clear(gil_token gil, invalidates_references_t tag) {
-        if (std::optional<T> value = take(gil, tag)) detail::release_now(*value);
+        detail::held<T> taken;  // a holder: the release below may run a `__del__`
+        taken.value = take(gil, tag);
+        if (taken.value) detail::release_now(*taken.value);
     }
 
 private:

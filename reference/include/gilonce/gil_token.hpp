@@ -52,7 +52,7 @@ private:
 ///
 /// Requires: the interpreter is initialized, checked in every build: before Py_Initialize or
 /// after Py_Finalize the constructor throws `std::logic_error` instead of crashing. Destroyed
-/// on the thread that made it. During Py_Finalize, CPython 3.11-3.13 ends a daemon thread
+/// on the thread that made it. During Py_Finalize, CPython up to 3.13 ends a daemon thread
 /// that wants the GIL with `pthread_exit`, unwinding its stack without the GIL: the
 /// constructor lets that unwind pass (it is not `noexcept`), and the destructor, finding
 /// the GIL not held, leaves the thread state alone.

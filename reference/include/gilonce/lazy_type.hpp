@@ -290,11 +290,11 @@ inline PyTypeObject* lazy_type::compute_and_publish(gil_token gil, const ready_t
 inline bool lazy_type::publish(const ready_type& ready, values_in_flight& values) {
     detail::publication::turn turn(publication_);  // a holder: a forced unwind gives it up
     if (!turn.begin(spec_->name)) return false;
-    if (complete_.get() != nullptr) return true;  // another thread's values won
     auto* type = reinterpret_cast<PyTypeObject*>(ready.type.get());
-    const bool published = dict_is_as_stage_one_left_it(ready) && detail::insert_all(type, values.computed, values.replaced);
-    if (published) complete_.set(type);
-    turn.end(published);
+    const bool published = complete_.get() != nullptr  // another thread's values won
+                           || (dict_is_as_stage_one_left_it(ready) && detail::insert_all(type, values.computed, values.replaced));
+    if (published) complete_.set(type);  // the same type, if another thread's won
+    turn.end(published);                 // always: a turn is ended attached, never by ~turn
     return published;
 }
 
@@ -309,7 +309,7 @@ inline std::optional<lazy_type::ready_type> lazy_type::make_ready_type(gil_token
     bases.value = make_bases(gil);
     std::optional<ready_type> ready;
     if (*bases.value || !user_.code.make_bases) ready = create(bases.value->get());
-    detail::release_now(*bases.value);
+    detail::release_now(*bases.value);  // runs no Python code: a new type holds its bases
     return ready;
 }
 

@@ -38,8 +38,18 @@ namespace detail {
 /// complete, never freed: a reader elsewhere may still compare `owner` when it is replaced.
 struct fast_record {
     PyInterpreterState* owner;
-    const void* value;  // a `const T*`, into that interpreter's table
+    const void* value;                            // a `const T*`, into that interpreter's table
+    mutable const fast_record* next_retired = nullptr;  // once cleared from its cell: see `retire`
 };
+
+/// Records cleared from their cells, one per cell and ending interpreter that filled it:
+/// kept, and kept reachable (a leak checker sees them held, not lost).
+inline std::atomic<const fast_record*> retired_records{nullptr};
+inline void retire(const fast_record* record) noexcept {
+    record->next_retired = retired_records.load(std::memory_order_relaxed);
+    while (!retired_records.compare_exchange_weak(record->next_retired, record, std::memory_order_release)) {
+    }
+}
 
 struct interpreter_table;
 
@@ -134,8 +144,9 @@ inline void destroy_interpreter_table(PyObject* capsule) {
     if (const census_hooks* census = installed_census.load(std::memory_order_acquire)) census->interpreter_ending(*table);
     for (auto& entry : table->entries) {
         const fast_record* record = entry.second->slots->fast.load(std::memory_order_acquire);
-        if (record != nullptr && record->owner == table->interp)
-            entry.second->slots->fast.compare_exchange_strong(record, nullptr, std::memory_order_acq_rel);
+        if (record != nullptr && record->owner == table->interp &&
+            entry.second->slots->fast.compare_exchange_strong(record, nullptr, std::memory_order_acq_rel))
+            retire(record);
     }
     mark_interpreter_ended(*table);
     delete table;  // each cell releases its value: this thread holds the GIL

@@ -1,8 +1,10 @@
-// gilonce/per_interpreter_census.hpp: optional, a speed-up and not a soundness property.
+// gilonce/per_interpreter_census.hpp: optional, a speed-up, paid for with a rule of use.
 // While this extension's census counts exactly one interpreter, every `per_interpreter_cell`
 // reads that interpreter's value with one load and a branch, without asking which
-// interpreter is current. A reader who studies soundness can skip this header: without it,
-// or before any `join_interpreter`, cells take the checked path of per_interpreter.hpp.
+// interpreter is current. The rule: every interpreter that uses a cell joins first (see
+// `join_interpreter`); one that does not may get another's value. A reader who studies
+// soundness can skip this header: without it, or before any `join_interpreter`, cells take
+// the checked path of per_interpreter.hpp, which has no such rule.
 #pragma once
 
 #include <pthread.h>
@@ -53,7 +55,6 @@ struct census_state {
     interpreter_table* first_joined = nullptr;
     cell_slots* first_registered = nullptr;  // cells whose sole slot the census may set
     std::atomic<int> joined_hint{0};         // `joined`, for a look without `lock`
-    bool fork_handlers_installed = false;
 };
 inline census_state census;
 
@@ -111,9 +112,11 @@ inline constexpr census_hooks census_hooks_of_this_header{census_value_remembere
 
 // Requires: the GIL of `table`'s interpreter (its entries are read).
 inline void census_join(interpreter_table& table) noexcept {
+    // Once, and before `lock`: fork() runs the handlers (which take `lock`) holding glibc's
+    // own atfork lock, which pthread_atfork takes too. A failure only leaves fork unguarded.
+    static const bool fork_guarded = pthread_atfork(census_before_fork, census_after_fork, census_after_fork) == 0;
+    (void)fork_guarded;
     std::lock_guard<std::mutex> held(census.lock);
-    if (!census.fork_handlers_installed)  // a failure only leaves fork unguarded
-        census.fork_handlers_installed = pthread_atfork(census_before_fork, census_after_fork, census_after_fork) == 0;
     installed_census.store(&census_hooks_of_this_header, std::memory_order_release);
     if (table.joined) return;  // a second module object of the same interpreter
     table.joined = true;

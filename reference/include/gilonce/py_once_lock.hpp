@@ -25,7 +25,7 @@ namespace detail {
 
 /// The core's hooks for a real interpreter: detaching is PyEval_SaveThread (GIL released;
 /// free-threaded: a stop-the-world pause need not wait for this thread), attaching is
-/// PyEval_RestoreThread, which may end a daemon thread during Py_Finalize (3.11-3.13).
+/// PyEval_RestoreThread, which may end a daemon thread during Py_Finalize (up to 3.13).
 struct python_attachment {
     PyThreadState* saved = nullptr;
     bool in_main = false;
@@ -35,7 +35,7 @@ struct python_attachment {
     }
     void attach() { PyEval_RestoreThread(saved); }
     /// Whether this thread may wait for another's initializer: not in the main interpreter
-    /// once Py_Finalize has begun, when that thread is ended (3.11-3.13) or parked for ever
+    /// once Py_Finalize has begun, when that thread is ended (up to 3.13) or parked for ever
     /// (3.14) as it next wants the interpreter. Safe detached (an atomic read).
     bool may_wait() const noexcept { return !(in_main && interpreter_is_finalizing()); }
 };
@@ -74,7 +74,9 @@ struct claim_holder {
 ///   this cell, deadlocks both. Import before asking for the cell, as the example does. Nor
 ///   that a waiter can be interrupted: KeyboardInterrupt reaches it after the initializer.
 /// - fork(): a child forked while another thread runs the initializer finds the cell running
-///   for ever, like a `std::mutex` held at fork. Before or after is fine.
+///   for ever, like a `std::mutex` held at fork (its thread that forked, whose id the
+///   claimer's may be, gets a re-entry error instead). Before or after is fine.
+/// - One interpreter, and T as for `gil_once_cell`.
 /// - Not constant-initialized (`std::condition_variable` is not constexpr in libstdc++): a
 ///   function-local `static`, module state or an object member is fine; a namespace-scope
 ///   one must not be used by another translation unit's static initializer.
@@ -173,7 +175,9 @@ public:
     /// For `m_clear`/`tp_clear`: empties the cell and releases the value; `take`'s rules
     /// apply. May run Python code (the value's finalizer).
     void clear(gil_token gil, invalidates_references_t tag) {
-        if (std::optional<T> value = take(gil, tag)) detail::release_now(*value);
+        detail::held<T> taken;  // a holder: the release below may run a `__del__`
+        taken.value = take(gil, tag);
+        if (taken.value) detail::release_now(*taken.value);
     }
 
 private:

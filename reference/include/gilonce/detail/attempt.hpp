@@ -1,7 +1,7 @@
 // gilonce/detail/attempt.hpp: running user code, and the one way gilonce survives a thread
 // that is torn down inside it.
 //
-// During Py_Finalize, CPython 3.11-3.13 ends a daemon thread that wants the GIL back with
+// During Py_Finalize, CPython up to 3.13 ends a daemon thread that wants the GIL back with
 // `pthread_exit`, which glibc carries out as a *forced unwind* (`abi::__forced_unwind`)
 // through every C++ frame. That thread holds no GIL and the interpreter may be gone, so
 // while it unwinds no C-API call is allowed, and the unwind must not start inside a
@@ -74,7 +74,7 @@ public:
             throw;  // never swallowed: that aborts the process ("exception not rethrown")
 #endif
         } catch (...) {
-            error_ = std::current_exception();
+            error_.kept = std::current_exception();
         }
     }
 
@@ -97,28 +97,41 @@ public:
     }
 
     /// Reports why there is no value to store, for the cell named `who` ("gil_once_cell
-    /// 'json.dumps'"): rethrows the initializer's C++ exception in either flavour; then throws
-    /// `empty_value_error` (C++ flavour), or returns null with a Python exception set: the
-    /// initializer's own, or a `SystemError` naming how it broke the C API convention (no
-    /// exception, a value with one, an empty handle). Requires: the GIL is held; `!succeeded()`;
-    /// the cell is no longer claimed (releasing a value may run Python code that asks for it).
+    /// 'json.dumps'"): rethrows the initializer's C++ exception in either flavour. Then the
+    /// C++ flavour throws `empty_value_error` (a Python exception set meanwhile stays set).
+    /// The C API flavour returns null with a Python exception set: for `std::nullopt` or an
+    /// empty handle (the result of a failed C-API call), the initializer's own exception, or
+    /// a `SystemError` if it set none; for a value with an exception set, a `SystemError`
+    /// caused by that exception. Requires: the GIL is held; `!succeeded()`; the cell is no
+    /// longer claimed (releasing a value may run Python code that asks for it).
     std::nullptr_t report_failure(const std::string& who) {
-        if (error_) std::rethrow_exception(error_);
-        if (!made_.value) {  // the C API flavour's std::nullopt
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, (who + ": initializer failed without setting an exception").c_str());
+        if (error_.kept) {
+            const std::exception_ptr error = std::exchange(error_.kept, nullptr);
+            std::rethrow_exception(error);
+        }
+        if constexpr (mode == reporting::throws) throw empty_value_error(who + ": initializer returned an empty handle");
+        if (!made_.value || is_empty(*made_.value)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_SystemError, (who + (made_.value ? ": initializer returned an empty handle without setting an exception"
+                                                                       : ": initializer failed without setting an exception")).c_str());
             return nullptr;
         }
-        if (mode == reporting::sets_python_error && PyErr_Occurred()) {  // half failed: its value goes
-            release_now();
-            raise_from_current(PyExc_SystemError, (who + ": initializer returned a value with an exception set").c_str());
-            return nullptr;
-        }
-        return fail<mode, empty_value_error>(PyExc_SystemError, who + ": initializer returned an empty handle");
+        release_now();  // half failed: a value, and an exception set
+        raise_from_current(PyExc_SystemError, (who + ": initializer returned a value with an exception set").c_str());
+        return nullptr;
     }
 
 private:
+    // The initializer's C++ exception until `report_failure` rethrows it. A holder's member:
+    // a forced unwind leaks it, since destroying the last reference runs the exception's
+    // destructor (pybind11's error_already_set takes the GIL there).
+    union kept_error {
+        std::exception_ptr kept;
+        kept_error() noexcept : kept() {}
+        ~kept_error() {}  // never destroys: empty on every path but a forced unwind's
+    };
     held<T> made_;
-    std::exception_ptr error_;
+    kept_error error_;
 };
 
 }  // namespace gilonce::detail

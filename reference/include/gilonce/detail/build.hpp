@@ -13,21 +13,19 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define GILONCE_COLD __attribute__((noinline, cold))  // slow paths: out of the inlined fast path
-// Process-wide state (an inline variable, a thread-local) is private to the extension that
-// compiled it, and so is every function that reads it. A hidden variable alone is not
-// enough: GCC would emit an exported inline variable as an STB_GNU_UNIQUE symbol, which the
-// loader merges across extension modules; and an exported function that reads a hidden one
-// is lent, by a module loaded with RTLD_GLOBAL, to modules loaded after it, whose inlined
-// copies still read their own: one object read through two copies of the state. So the
-// state and every function that reads it are hidden together: a header as a whole
-// (GILONCE_PRIVATE_BEGIN/END), or each one (GILONCE_EXTENSION_PRIVATE) where hiding a
-// class would force every class holding it to be hidden too.
-#define GILONCE_EXTENSION_PRIVATE __attribute__((visibility("hidden")))
+// Two extensions built from these headers may be loaded into one process, built the default
+// way (no -fvisibility=hidden), one of them perhaps with RTLD_GLOBAL, which lends its
+// exported inline functions to modules loaded after it: calls of one object may then run
+// some in one module's copy of a function and some in the other's. So the cells keep no
+// state of their own outside the cell (py_once_lock's owner is the thread's id; the
+// re-entrancy record is in the interpreter's dict, its entries compared by identity), and the
+// one header with process-wide state, per_interpreter.hpp, is hidden as a whole, its state
+// and every function that reads it together (an exported inline variable would also be an
+// STB_GNU_UNIQUE symbol, which the loader merges across modules).
 #define GILONCE_PRIVATE_BEGIN _Pragma("GCC visibility push(hidden)")
 #define GILONCE_PRIVATE_END _Pragma("GCC visibility pop")
 #else
 #define GILONCE_COLD
-#define GILONCE_EXTENSION_PRIVATE
 #define GILONCE_PRIVATE_BEGIN
 #define GILONCE_PRIVATE_END
 #endif

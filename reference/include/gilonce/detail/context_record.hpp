@@ -10,16 +10,16 @@
 // may outlive the computation it was made in.
 //
 // Invariant: a context is inside a computation of value V exactly when its record holds an
-// entry naming a computation that V's `live_computations` still holds. An entry names one
-// computation of the process: this extension's tag (a private variable's address) and a
-// serial it never reuses. A computation leaves the live list when it ends, so an entry left in
-// a copy means nothing from then on, and a leaked entry (a thread torn down) only keeps a
-// dead thread's context "inside".
+// entry that V's `live_computations` still holds. An entry is a fresh Python object, compared
+// by identity: the live list keeps a reference to it, and so does every record that holds
+// it, so no other object can take its address while either might present it. A computation
+// leaves the live list when it ends, so an entry left in a copied context means nothing from
+// then on. A leaked entry (a thread torn down inside the computation) keeps that thread's
+// context, and the copies made of it inside the computation, "inside" for good.
+// Nothing here is private to one copy of these headers: two extensions built from them
+// share the record, and each recognizes only the entries of its own live lists.
 #pragma once
 
-#include <atomic>
-#include <cstdint>
-#include <cstring>
 #include <mutex>
 #include <new>
 #include <utility>
@@ -27,15 +27,6 @@
 #include "python.hpp"
 
 namespace gilonce::detail {
-
-/// Serials of computations, private to this extension; its address is the extension's tag.
-GILONCE_EXTENSION_PRIVATE inline std::atomic<std::uint64_t> computation_counter{0};
-
-/// What an entry of the record holds: 16 bytes, kept as a Python `bytes`.
-struct computation_id {
-    const void* tag;
-    std::uint64_t serial;
-};
 
 #if defined(Py_GIL_DISABLED)
 using live_list_lock = std::mutex;  // held for a few pointer operations, never around Python code
@@ -47,56 +38,56 @@ struct live_list_lock {  // the GIL is the lock
 #endif
 
 /// The computations of one lazy value in progress; owned by the value, constant-initialized.
-/// Each is a heap node, so that one a torn-down thread abandons stays linked and valid.
+/// Each is a heap node owning its entry, so that one a torn-down thread abandons stays
+/// linked and valid, and its entry's address is never reused.
 class live_computations {
 public:
     struct node {
-        std::uint64_t serial;
+        PyObject* entry;  // a strong reference
         node* next;
     };
     constexpr live_computations() noexcept = default;
     live_computations(const live_computations&) = delete;
     live_computations& operator=(const live_computations&) = delete;
-    ~live_computations() {
+    ~live_computations() {  // only abandoned computations are left: their entries leak
         while (head_ != nullptr) delete std::exchange(head_, head_->next);
     }
-    /// A new live computation, or null when out of memory. Requires: the GIL is held.
-    node* begin() noexcept {
-        node* fresh = new (std::nothrow) node{computation_counter.fetch_add(1, std::memory_order_relaxed) + 1, nullptr};
-        if (fresh == nullptr) return nullptr;
+    /// A new live computation, named by a new entry (a new reference, or null with an
+    /// exception set: the call fails); null when there is none. Requires: the GIL is held.
+    node* begin(PyObject* entry) noexcept {
+        node* fresh = entry != nullptr ? new (std::nothrow) node{entry, nullptr} : nullptr;
+        if (fresh == nullptr) {
+            Py_XDECREF(entry);  // a bytes object: no Python code runs
+            return nullptr;
+        }
         std::lock_guard<live_list_lock> held(lock_);
         fresh->next = std::exchange(head_, fresh);
         return fresh;
     }
-    /// Ends `computation`. Requires: the GIL is held.
+    /// Ends `computation`, releasing its entry. Requires: the GIL is held.
     void end(node* computation) noexcept {
-        std::lock_guard<live_list_lock> held(lock_);
-        for (node** link = &head_; *link != nullptr; link = &(*link)->next) {
-            if (*link == computation) {
-                *link = computation->next;
-                delete computation;
-                return;
-            }
+        {
+            std::lock_guard<live_list_lock> held(lock_);
+            node** link = &head_;
+            while (*link != computation) link = &(*link)->next;  // it is linked until here
+            *link = computation->next;
         }
+        Py_DECREF(computation->entry);  // records may still hold it: nothing else can match
+        delete computation;
     }
-    /// Whether `record` (a context's record) names a computation of this list.
+    /// Whether `record` (a context's record) holds an entry of this list.
     bool named_in(PyObject* record) const noexcept {
         const Py_ssize_t n = PyTuple_Check(record) ? PyTuple_GET_SIZE(record) : 0;
         std::lock_guard<live_list_lock> held(lock_);
-        for (Py_ssize_t i = 0; i < n; ++i) {
-            PyObject* entry = PyTuple_GET_ITEM(record, i);  // Python code may put anything there
-            computation_id id{};
-            if (!PyBytes_CheckExact(entry) || PyBytes_GET_SIZE(entry) != sizeof id) continue;
-            std::memcpy(&id, PyBytes_AS_STRING(entry), sizeof id);
-            if (id.tag == &computation_counter && holds(id.serial)) return true;  // another extension's: not ours
-        }
+        for (Py_ssize_t i = 0; i < n; ++i)
+            if (holds(PyTuple_GET_ITEM(record, i))) return true;  // by identity: anything else never matches
         return false;
     }
 
 private:
-    bool holds(std::uint64_t serial) const noexcept {  // Requires: lock_
+    bool holds(const PyObject* entry) const noexcept {  // Requires: lock_
         for (const node* n = head_; n != nullptr; n = n->next)
-            if (n->serial == serial) return true;
+            if (n->entry == entry) return true;
         return false;
     }
     mutable live_list_lock lock_;
@@ -107,7 +98,7 @@ private:
 /// every copy of these headers in the process: the key names the format. Requires: the GIL
 /// is held. Returns: a borrowed reference, or null with an exception set.
 inline PyObject* record_variable() {
-    const char* const key = "gilonce.computing/4";  // a literal: no symbol to share
+    const char* const key = "gilonce.computing/5";  // a literal: no symbol to share
     PyObject* dict = PyInterpreterState_GetDict(PyInterpreterState_Get());
     if (dict == nullptr) {
         PyErr_SetString(PyExc_SystemError, "gilonce: this interpreter has no per-interpreter dict");
@@ -122,17 +113,19 @@ inline PyObject* record_variable() {
     return var;  // the dict keeps it alive
 }
 
-/// `record` (or nothing) with one more entry, `id`: a new reference, or null (exception set).
-inline PyObject* record_with(PyObject* record, computation_id id) {
+/// A fresh entry: a new object that no cache hands out twice (a `bytes` of several bytes;
+/// CPython caches only the empty and one-byte ones). A new reference, or null with an
+/// exception set.
+inline PyObject* new_entry() { return PyBytes_FromString("gilonce: a computation"); }
+
+/// `record` (or nothing) with one more entry, `entry` (borrowed): a new reference, or null
+/// with an exception set.
+inline PyObject* record_with(PyObject* record, PyObject* entry) {
     const Py_ssize_t n = record != nullptr && PyTuple_Check(record) ? PyTuple_GET_SIZE(record) : 0;
-    PyObject* entry = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(&id), sizeof id);
-    PyObject* longer = entry != nullptr ? PyTuple_New(n + 1) : nullptr;
-    if (longer == nullptr) {
-        Py_XDECREF(entry);
-        return nullptr;
-    }
+    PyObject* longer = PyTuple_New(n + 1);
+    if (longer == nullptr) return nullptr;
     for (Py_ssize_t i = 0; i < n; ++i) PyTuple_SET_ITEM(longer, i, Py_NewRef(PyTuple_GET_ITEM(record, i)));
-    PyTuple_SET_ITEM(longer, n, entry);
+    PyTuple_SET_ITEM(longer, n, Py_NewRef(entry));
     return longer;
 }
 
@@ -154,8 +147,8 @@ public:
         PyObject* outer = nullptr;
         if (var == nullptr || PyContextVar_Get(var, nullptr, &outer) < 0) return entry::failed;
         const bool inside = outer != nullptr && live.named_in(outer);
-        live_computations::node* computation = inside ? nullptr : live.begin();
-        PyObject* inner = computation != nullptr ? record_with(outer, {&computation_counter, computation->serial}) : nullptr;
+        live_computations::node* computation = inside ? nullptr : live.begin(new_entry());
+        PyObject* inner = computation != nullptr ? record_with(outer, computation->entry) : nullptr;
         Py_XDECREF(outer);
         if (inside) return entry::reentrant;
         token_ = inner != nullptr ? PyContextVar_Set(var, inner) : nullptr;

@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 #include "build.hpp"
@@ -49,9 +50,11 @@ public:
     bool is_full() const noexcept { return state_.load(std::memory_order_acquire) == full; }
 
     /// Whether this OS thread has the cell claimed (a greenlet on it is the same thread).
-    /// Relaxed: only this thread writes its own key, and it reads its own last write.
-    /// Like every member that reads or writes the key, private to the extension (build.hpp).
-    GILONCE_EXTENSION_PRIVATE bool running_on_this_thread() const noexcept { return owner_.load(std::memory_order_relaxed) == this_thread_key(); }
+    /// Relaxed: only this thread writes its own id, and it reads its own last write; another
+    /// thread's id, or none, never equals it.
+    bool running_on_this_thread() const noexcept {
+        return owner_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+    }
 
     enum class outcome {
         full,     ///< the value is there
@@ -62,7 +65,7 @@ public:
     /// The slow path's entry: waits, detached, until the cell is full, or claims it.
     /// Requires: attached, and not `running_on_this_thread()`. Returns: attached.
     template <class Hooks>
-    GILONCE_EXTENSION_PRIVATE outcome wait_or_claim(Hooks& hooks) {
+    outcome wait_or_claim(Hooks& hooks) {
         hooks.detach();
         std::unique_lock<std::mutex> lock(mutex());
         outcome found = outcome::full;
@@ -80,7 +83,7 @@ public:
                 continue;
             }
             state_.store(running, std::memory_order_relaxed);  // empty: this thread claims it
-            owner_.store(this_thread_key(), std::memory_order_relaxed);
+            owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
             found = outcome::claimed;
             break;
         }
@@ -97,7 +100,7 @@ public:
         hooks.detach();
         std::unique_lock<std::mutex> lock(mutex());
         construct();
-        owner_.store(0, std::memory_order_relaxed);
+        owner_.store(std::thread::id(), std::memory_order_relaxed);
         state_.store(full, std::memory_order_release);  // after the value: see is_full
         changed().notify_all();
         lock.unlock();
@@ -115,7 +118,7 @@ public:
 
     /// For a thread torn down by a forced unwind (not attached): gives up the cell if this
     /// thread still has it claimed, else (published or reset already) does nothing.
-    GILONCE_EXTENSION_PRIVATE void abandon() noexcept {
+    void abandon() noexcept {
         if (running_on_this_thread()) reset_claim();
     }
 
@@ -137,15 +140,9 @@ public:
     }
 
 private:
-    // The address of a thread-local: unique among live threads, never 0; one per extension.
-    // (Not PyThread_get_thread_ident: the core knows nothing of Python.)
-    GILONCE_EXTENSION_PRIVATE static std::uintptr_t this_thread_key() noexcept {
-        static thread_local char key;
-        return reinterpret_cast<std::uintptr_t>(&key);
-    }
     void reset_claim() noexcept {  // Requires: detached (or torn down); this thread's claim.
         std::unique_lock<std::mutex> lock(mutex());
-        owner_.store(0, std::memory_order_relaxed);
+        owner_.store(std::thread::id(), std::memory_order_relaxed);
         state_.store(empty, std::memory_order_relaxed);
         changed().notify_one();
         lock.unlock();
@@ -164,7 +161,11 @@ private:
     std::condition_variable& changed() noexcept { return sync_.pair.changed; }
 
     std::atomic<std::uint8_t> state_{empty};  // written under the mutex; read by the fast path
-    std::atomic<std::uintptr_t> owner_{0};    // the claiming thread's key while running, else 0
+    // The claiming thread's id while running, else none. The thread's own id, not a key of
+    // this copy of the headers: two extensions built from them agree on it (RTLD_GLOBAL can
+    // bind one's calls to the other's functions), and a claim outlives no thread, since
+    // even a torn-down claimer gives it up (`abandon`).
+    std::atomic<std::thread::id> owner_{std::thread::id()};
     int waiters_ = 0;                         // threads inside changed().wait; under the mutex
     sync_storage sync_;
 };

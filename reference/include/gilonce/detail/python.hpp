@@ -8,6 +8,10 @@
 
 #include "build.hpp"
 
+#if PY_VERSION_HEX < 0x030A0000
+#error "gilonce needs CPython 3.10 or newer (it is tested on 3.11, 3.13 and 3.14)"
+#endif
+
 namespace gilonce::detail {
 
 /// The calling thread's attached thread state, or null; never fails, never aborts.
