@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -25,9 +26,12 @@ namespace gilonce::detail {
 
 /// Runs a factory (a new reference, or null with a Python exception set) and turns a C++
 /// exception it throws into a Python one: `MemoryError`, or `RuntimeError("C++ exception:
-/// WHAT")` chained from any exception already set. A forced unwind passes untouched.
+/// WHAT")` chained from any exception already set (WHAT cut at 255 bytes). A forced unwind
+/// passes untouched.
 template <class Factory>
 GILONCE_FORCED_UNWIND_HANDLER PyObject* call_factory(Factory&& factory) {
+    char what[256] = "unknown C++ exception";
+    bool out_of_memory = false;
     try {
         return factory();
 #if defined(__GLIBCXX__)
@@ -35,17 +39,18 @@ GILONCE_FORCED_UNWIND_HANDLER PyObject* call_factory(Factory&& factory) {
         throw;
 #endif
     } catch (const std::bad_alloc&) {
-        PyErr_NoMemory();
+        out_of_memory = true;
     } catch (const std::exception& e) {
-        // A raw reference, not a py_ref: raise_from_current may run Python code (3.11
-        // normalizes the cause), where a forced unwind may start; the text then leaks.
-        PyObject* text = PyUnicode_FromFormat("C++ exception: %s", e.what());  // bytes not UTF-8: replaced
-        const char* utf8 = text != nullptr ? PyUnicode_AsUTF8(text) : nullptr;
-        raise_from_current(PyExc_RuntimeError, utf8 != nullptr ? utf8 : "C++ exception");
-        Py_XDECREF(text);
+        std::snprintf(what, sizeof what, "C++ exception: %s", e.what());
     } catch (...) {
-        raise_from_current(PyExc_RuntimeError, "unknown C++ exception");
     }
+    // The Python work after the handler, with the exception object gone: a forced unwind
+    // that starts in it (3.11 normalizes the cause: Python code) finds nothing to destroy.
+    if (out_of_memory) return PyErr_NoMemory();
+    PyObject* text = PyUnicode_FromFormat("%s", what);  // bytes not UTF-8 (or cut): replaced
+    const char* utf8 = text != nullptr ? PyUnicode_AsUTF8(text) : nullptr;
+    raise_from_current(PyExc_RuntimeError, utf8 != nullptr ? utf8 : "C++ exception");
+    Py_XDECREF(text);  // a raw reference, not a py_ref: an unwind in raise_from_current leaks it
     return nullptr;
 }
 
