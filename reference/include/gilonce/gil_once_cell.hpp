@@ -45,7 +45,9 @@ namespace gilonce {
 ///   own, so another greenlet on the same thread is another caller. A context *copied*
 ///   while the initializer runs (`copy_context()`, asyncio's `call_soon`, `create_task`,
 ///   `to_thread`) is that initialization until it ends, an ordinary caller after. Code that
-///   recurses through a brand-new `contextvars.Context()` escapes the check.
+///   recurses through a brand-new `contextvars.Context()` escapes the check, and so does
+///   Python code that finds the record's `ContextVar` and overwrites it (sabotage: entries
+///   are matched by identity, so nothing worse follows than a missed or false re-entry).
 /// - Destruction releases the value only if the calling thread holds the GIL of a live
 ///   interpreter (so a cell in module state releases it in `m_clear`/`m_free`, even while
 ///   Py_Finalize clears modules); otherwise it is leaked on purpose: a `static` cell

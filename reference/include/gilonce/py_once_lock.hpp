@@ -74,8 +74,12 @@ struct claim_holder {
 ///   this cell, deadlocks both. Import before asking for the cell, as the example does. Nor
 ///   that a waiter can be interrupted: KeyboardInterrupt reaches it after the initializer.
 /// - fork(): a child forked while another thread runs the initializer finds the cell running
-///   for ever, like a `std::mutex` held at fork (its thread that forked, whose id the
-///   claimer's may be, gets a re-entry error instead). Before or after is fine.
+///   for ever, like a `std::mutex` held at fork (a thread of the child that is given the
+///   claimer's id, which glibc reuses, gets a re-entry error instead). Before or after is fine.
+/// - Nor that a claim always ends: an initializer suspended in a greenlet that never resumes
+///   before its thread ends (greenlet then drops the stack without unwinding it) keeps the
+///   cell claimed for ever, as a lock its holder never released: callers wait, or, given the
+///   dead thread's reused id, get a re-entry error. Finish initializers before a thread ends.
 /// - One interpreter, and T as for `gil_once_cell`.
 /// - Not constant-initialized (`std::condition_variable` is not constexpr in libstdc++): a
 ///   function-local `static`, module state or an object member is fine; a namespace-scope
@@ -138,7 +142,8 @@ public:
     /// The stored value, first running `init()` (returning T) if no one has.
     /// Blocks, detached, while another thread's `init` runs.
     /// Throws: what `init` throws (the cell stays empty; one waiter retries);
-    /// `reentrant_init_error` on re-entry; `empty_value_error` for an empty handle.
+    /// `reentrant_init_error` on re-entry; `empty_value_error` for an empty handle. A Python
+    /// exception `init` leaves set beside a value is not looked at: as `gil_once_cell`.
     template <class F>
     const T& get_or_init(gil_token, F&& init) {
         if (core_.is_full()) return slot_.value;  // the fast path: a load and a branch

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <exception>
+#include <new>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -74,7 +75,7 @@ public:
             throw;  // never swallowed: that aborts the process ("exception not rethrown")
 #endif
         } catch (...) {
-            error_.kept = std::current_exception();
+            error_ = std::current_exception();
         }
     }
 
@@ -105,33 +106,37 @@ public:
     /// caused by that exception. Requires: the GIL is held; `!succeeded()`; the cell is no
     /// longer claimed (releasing a value may run Python code that asks for it).
     std::nullptr_t report_failure(const std::string& who) {
-        if (error_.kept) {
-            const std::exception_ptr error = std::exchange(error_.kept, nullptr);
+        if (error_) {
+            const std::exception_ptr error = std::exchange(error_, nullptr);  // this holder: done
             std::rethrow_exception(error);
         }
         if constexpr (mode == reporting::throws) throw empty_value_error(who + ": initializer returned an empty handle");
-        if (!made_.value || is_empty(*made_.value)) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_SystemError, (who + (made_.value ? ": initializer returned an empty handle without setting an exception"
-                                                                       : ": initializer failed without setting an exception")).c_str());
+        if (!made_.value) {  // std::nullopt
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, (who + ": initializer failed without setting an exception").c_str());
             return nullptr;
         }
-        release_now();  // half failed: a value, and an exception set
+        if (is_empty(*made_.value)) {  // nothing to release
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_SystemError, (who + ": initializer returned an empty handle without setting an exception").c_str());
+            return nullptr;
+        }
+        detail::release_now(*made_.value);  // half failed: a value, and an exception set
         raise_from_current(PyExc_SystemError, (who + ": initializer returned a value with an exception set").c_str());
         return nullptr;
     }
 
+    attempt(const attempt&) = delete;
+    attempt& operator=(const attempt&) = delete;
+    /// A holder (see the top): an exception still kept here (only a forced unwind leaves one)
+    /// is leaked, since destroying its last reference would run its destructor
+    /// (pybind11's error_already_set takes the GIL there).
+    ~attempt() {
+        if (error_) (void)new (std::nothrow) std::exception_ptr(std::move(error_));
+    }
+
 private:
-    // The initializer's C++ exception until `report_failure` rethrows it. A holder's member:
-    // a forced unwind leaks it, since destroying the last reference runs the exception's
-    // destructor (pybind11's error_already_set takes the GIL there).
-    union kept_error {
-        std::exception_ptr kept;
-        kept_error() noexcept : kept() {}
-        ~kept_error() {}  // never destroys: empty on every path but a forced unwind's
-    };
     held<T> made_;
-    kept_error error_;
+    std::exception_ptr error_;  // the initializer's C++ exception, until report_failure
 };
 
 }  // namespace gilonce::detail

@@ -163,8 +163,9 @@ private:
     std::atomic<std::uint8_t> state_{empty};  // written under the mutex; read by the fast path
     // The claiming thread's id while running, else none. The thread's own id, not a key of
     // this copy of the headers: two extensions built from them agree on it (RTLD_GLOBAL can
-    // bind one's calls to the other's functions), and a claim outlives no thread, since
-    // even a torn-down claimer gives it up (`abandon`).
+    // bind one's calls to the other's functions). A claimer torn down by a forced unwind
+    // gives it up (`abandon`); one whose stack is dropped unwound (a greenlet suspended
+    // when its thread ends) does not, and its id may be reused (see py_once_lock.hpp).
     std::atomic<std::thread::id> owner_{std::thread::id()};
     int waiters_ = 0;                         // threads inside changed().wait; under the mutex
     sync_storage sync_;
