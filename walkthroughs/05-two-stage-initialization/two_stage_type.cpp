@@ -83,8 +83,10 @@ PyObject* two_stage_type::get_slow(gilonce::gil_token gil) {
         values.emplace_back(attribute.name, std::move(value));
     }
 
-    // Stage 2, part 2: the GIL is held from here to the return, and nothing below runs
-    // Python code, so checking and publishing are one step for every other thread.
+    // Stage 2, part 2: the GIL is held from here to the return, and this code neither
+    // releases it nor calls Python code, so checking and publishing are one step for every
+    // other thread, unless Python code runs inside a PyObject_SetAttr: the `__del__` of a
+    // value it replaces, or (3.12+) a type watcher's.
     if (complete_ != nullptr) {
         harness::note("another thread published first: this thread's values are released");
         return complete_;  // `values` are released here, under the GIL

@@ -23,9 +23,10 @@ Plays the walkthrough of gilonce: sound lazy initialization for CPython extensio
 Each step is a folder under walkthroughs/; each scenario tells one story of it (two threads
 ask for a type while one releases the GIL; a class attribute asks for its own class...)
 and predicts how it ends. Every scenario runs in a child process under a watchdog, so one
-that deadlocks is reported, never waited for: a deadlock is proved from the trace (a
-cycle of threads each waiting for a lock the next one holds) or, for a hang the trace
-cannot prove, from every thread being blocked in a lock wait when the deadline passes.
+that deadlocks is reported, never waited for. The trace gives a hypothesis (a cycle of
+threads, each waiting for a lock the next one holds); the verdict waits for observation:
+the cycle's threads seen blocked in a lock wait and staying so. A hang without such a
+cycle is reported past the deadline, with what each thread was seen doing.
 
 commands:
   run               play the scenarios of STEP... (default: every step)   [default]
