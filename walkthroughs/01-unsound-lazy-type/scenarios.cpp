@@ -1,6 +1,7 @@
 // Step 01's scenarios (see scenarios.hpp). Each runs in a fresh watchdog child, so each
-// starts with a type that was never built. None of them *uses* an unready type: they only
-// look at its flags. Creating an instance from it would be undefined behaviour.
+// starts with a type that was never built. All but one only look at the type's flags; the
+// one that uses the unready type does so to show what happens then: the child crashes,
+// and the watchdog reports the signal.
 #include "scenarios.hpp"
 
 #include <optional>
@@ -37,7 +38,7 @@ harness::scenario_result verdict_on(const sighting& seen, const std::string& who
         return harness::scenario_result::fail(who + " never got the type: the scenario did not run as written");
     if (*seen.ready) return harness::scenario_result::pass(who + " got the type: " + seen.readiness);
     return harness::scenario_result::fail(who + " got a type that is not ready (" + seen.readiness +
-                                          "); creating an instance from it would be undefined behaviour");
+                                          "); using it would crash (as using_the_unready_type_crashes shows)");
 }
 
 // Each scenario has its own lazy type: namespace-scope objects whose constructors call no
@@ -74,6 +75,34 @@ unsound_lazy_type slow_color(
       }}});
 // --8<-- [end:two_thread_scenario]
 
+// --8<-- [start:crash_scenario]
+unsound_lazy_type used_color(
+    "step01.Color",
+    {{"DEFAULT_NAME", make_default_name},
+     {"RED", [](gilonce::gil_token gil) -> PyObject* {
+          // This time RED's factory uses what it gets, as `Color(...)` or `Color.DEFAULT_NAME`
+          // would: before PyType_Ready, even the type's own type (ob_type) is still null.
+          PyObject* type = reinterpret_cast<PyObject*>(used_color.get(gil));
+          harness::note("RED's factory reads Color.DEFAULT_NAME from the type it got");
+          return PyObject_GetAttrString(type, "DEFAULT_NAME");
+      }}});
+// --8<-- [end:crash_scenario]
+
+// --8<-- [start:failed_build_scenario]
+unsound_lazy_type failing_color(
+    "step01.Color", {{"DEFAULT_NAME", [](gilonce::gil_token) -> PyObject* {
+                          PyErr_SetString(PyExc_RuntimeError, "the factory failed");
+                          return nullptr;
+                      }}});
+// --8<-- [end:failed_build_scenario]
+
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer catches the SIGSEGV, reports it, and (abort_on_error=1) aborts.
+constexpr const char* segfault_evidence = "AddressSanitizer: SEGV on unknown address";
+#else
+constexpr const char* segfault_evidence = "crashed with signal 11 (Segmentation fault)";
+#endif
+
 }  // namespace
 
 harness::scenario_result single_caller_gets_ready_type() {
@@ -104,6 +133,22 @@ harness::scenario_result second_thread_sees_unready_type() {
 }
 // --8<-- [end:two_thread_run]
 
+harness::scenario_result using_the_unready_type_crashes() {
+    harness::traced_gil gil;
+    used_color.get(gil.token());
+    return harness::scenario_result::pass("the process survived reading an attribute of the unready type");
+}
+
+harness::scenario_result failed_build_leaves_the_flag_set() {
+    harness::traced_gil gil;
+    if (failing_color.get(gil.token()) != nullptr)
+        return harness::scenario_result::fail("the failing build returned a type: the scenario did not run as written");
+    PyErr_Clear();
+    sighting seen;
+    seen.take(failing_color.get(gil.token()));  // the retry: the flag says "done"
+    return verdict_on(seen, "the retry after a failed build");
+}
+
 const std::vector<harness::scenario>& scenarios() {
     static const std::vector<harness::scenario> list{
         {step, "single_caller_gets_ready_type",
@@ -118,6 +163,15 @@ const std::vector<harness::scenario>& scenarios() {
          "a factory releases the GIL; another thread gets the half-built type",
          harness::verdict::wrong_result,
          {"thread B got a type that is not ready (Py_TPFLAGS_READY unset, no tp_dict)"}, second_thread_sees_unready_type},
+        {step, "using_the_unready_type_crashes",
+         "RED's factory reads an attribute of the type it got: the process crashes",
+         harness::verdict::crashed,
+         {segfault_evidence}, using_the_unready_type_crashes},
+        {step, "failed_build_leaves_the_flag_set",
+         "a factory fails; the flag stays set, and the retry gets a type that will never be ready",
+         harness::verdict::wrong_result,
+         {"the retry after a failed build got a type that is not ready (Py_TPFLAGS_READY unset, no tp_dict)"},
+         failed_build_leaves_the_flag_set},
     };
     return list;
 }

@@ -20,7 +20,15 @@ harness::scenario_result reentrant_call_sees_unready_type();
 /// Predicted: wrong result, B got an unready type.
 harness::scenario_result second_thread_sees_unready_type();
 
-/// The three above, with their predictions, in teaching order.
+/// As the re-entrant story, but RED's factory uses the type it got (reads an attribute).
+/// Predicted: crashed (SIGSEGV: before PyType_Ready the type's ob_type is null).
+harness::scenario_result using_the_unready_type_crashes();
+
+/// A factory fails: `get` returns null, but the flag stays set, so the retry gets the type
+/// that will never be ready. Predicted: wrong result.
+harness::scenario_result failed_build_leaves_the_flag_set();
+
+/// The five above, with their predictions, in teaching order.
 const std::vector<harness::scenario>& scenarios();
 
 }  // namespace step01

@@ -1,6 +1,8 @@
-// Step 01's Catch2 tests: the bug happens, deterministically, and is seen without using the
-// unready type. The scenarios themselves are in scenarios.cpp.
+// Step 01's Catch2 tests: the bug happens, deterministically, and is seen by looking at the
+// type's flags; one scenario uses the unready type, and the child is seen to crash. The scenarios themselves are in scenarios.cpp.
 #include <catch2/catch.hpp>
+
+#include <csignal>
 
 #include "harness/scenario.hpp"
 #include "scenarios.hpp"
@@ -28,6 +30,20 @@ TEST_CASE("step 01: second_thread_sees_unready_type") {
     REQUIRE(out.observed == verdict::wrong_result);
     CHECK(out.detail.find("thread B got a type that is not ready (Py_TPFLAGS_READY unset, no tp_dict)") !=
           std::string::npos);
+}
+
+TEST_CASE("step 01: using_the_unready_type_crashes") {
+    auto out = harness::run_in_child(step01::using_the_unready_type_crashes);
+    INFO(out.summary() << "\n" << out.child_stderr);
+    REQUIRE(out.observed == verdict::crashed);  // a signal, seen by waitpid
+    CHECK((out.signal == SIGSEGV || out.child_stderr.find("SEGV on unknown address") != std::string::npos));
+}
+
+TEST_CASE("step 01: failed_build_leaves_the_flag_set") {
+    auto out = harness::run_in_child(step01::failed_build_leaves_the_flag_set);
+    INFO(out.summary());
+    REQUIRE(out.observed == verdict::wrong_result);
+    CHECK(out.detail.find("the retry after a failed build got a type that is not ready") != std::string::npos);
 }
 
 TEST_CASE("step 01: every scenario gets its predicted verdict") {

@@ -6,6 +6,7 @@
 #include "gil_lazy_type.hpp"
 #include "harness/event.hpp"
 #include "harness/gil.hpp"
+#include "harness/refcount.hpp"
 #include "harness/threads.hpp"
 
 namespace step03 {
@@ -26,21 +27,6 @@ std::string fetch_error_text() {
     Py_XDECREF(value);
     Py_XDECREF(traceback);
     return text;
-}
-
-// How many type objects named `name` the garbage collector knows of, after a collection.
-// Requires: the GIL is held.
-long live_types_named(const std::string& name) {
-    PyGC_Collect();
-    auto gc = gilonce::py_ref::steal(PyImport_ImportModule("gc"));
-    auto objects = gilonce::py_ref::steal(gc ? PyObject_CallMethod(gc.get(), "get_objects", nullptr) : nullptr);
-    if (!objects) return -1;
-    long count = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(objects.get()); ++i) {
-        PyObject* o = PyList_GET_ITEM(objects.get(), i);
-        if (PyType_Check(o) && name == reinterpret_cast<PyTypeObject*>(o)->tp_name) ++count;
-    }
-    return count;
 }
 
 // --8<-- [start:two_threads]
@@ -103,7 +89,7 @@ harness::scenario_result two_threads_share_one_type() {
         return harness::scenario_result::fail("A and B got different type objects");
     // The losing type object was released: after a collection (a type refers to itself
     // through __mro__, so only the cyclic GC frees it) one step03.Color type is left.
-    const long alive = live_types_named("step03.Color");
+    const long alive = harness::live_types_named(gil.token(), "step03.Color");
     if (alive != 1)
         return harness::scenario_result::fail(std::to_string(alive) + " step03.Color type objects alive");
     auto built_by = gilonce::py_ref::steal(PyObject_GetAttrString(reinterpret_cast<PyObject*>(seen_by_a), "BUILT_BY"));

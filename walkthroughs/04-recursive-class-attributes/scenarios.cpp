@@ -5,6 +5,7 @@
 
 #include "color_object.hpp"
 #include "harness/gil.hpp"
+#include "harness/refcount.hpp"
 #include "one_stage_lazy_type.hpp"
 #include "recursive_color.hpp"
 
@@ -35,7 +36,12 @@ harness::scenario_result recursive_attribute_is_a_clear_error() {
     Py_XDECREF(traceback);
     auto cause = gilonce::py_ref::steal(PyException_GetCause(error.get()));
     harness::note("get() failed: " + describe(error.get()));
-    return harness::scenario_result::pass(describe(error.get()) + "; caused by " + describe(cause.get()));
+    const std::string what = describe(error.get()) + "; caused by " + describe(cause.get());
+    cause = gilonce::py_ref();
+    error = gilonce::py_ref();  // nothing else holds the type the failed build made: it must be freed
+    const long alive = harness::live_types_named(gil.token(), "step04.Color");
+    if (alive < 0) return harness::scenario_result::fail("cannot count the live step04.Color types");
+    return harness::scenario_result::pass(what + "; " + std::to_string(alive) + " step04.Color type objects alive");
 }
 
 harness::scenario_result attributes_that_are_not_colors_work() {
@@ -53,7 +59,8 @@ const std::vector<harness::scenario>& scenarios() {
          "Color.RED = Color('red') needs the type while the type and its attributes are "
          "being built in one stage: a RuntimeError naming step04.Color.RED",
          harness::verdict::finished,
-         {"RuntimeError: cannot compute class attribute step04.Color.RED", "caused by RuntimeError: gil_once_cell 'step04.Color': re-entrant initialization"}, recursive_attribute_is_a_clear_error},
+         {"RuntimeError: cannot compute class attribute step04.Color.RED", "caused by RuntimeError: gil_once_cell 'step04.Color': re-entrant initialization",
+          "; 0 step04.Color type objects alive"}, recursive_attribute_is_a_clear_error},
         {step, "attributes_that_are_not_colors_work",
          "the same one-stage build works as long as no attribute needs the class itself",
          harness::verdict::finished,

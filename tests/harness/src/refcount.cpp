@@ -1,6 +1,7 @@
 // harness/refcount.cpp: the total reference count and regrtest-style batches (see refcount.hpp).
 #include "harness/refcount.hpp"
 
+#include <cstring>
 #include <stdexcept>
 
 namespace harness {
@@ -69,5 +70,20 @@ PyType_Slot collectable_slots[] = {{Py_tp_new, reinterpret_cast<void*>(PyType_Ge
                                    {Py_tp_traverse, reinterpret_cast<void*>(collectable_traverse)},
                                    {Py_tp_dealloc, reinterpret_cast<void*>(collectable_dealloc)},
                                    {0, nullptr}};
+
+long live_types_named(gilonce::gil_token, const char* name) {
+    PyGC_Collect();
+    PyObject* gc = PyImport_ImportModule("gc");
+    PyObject* objects = gc != nullptr ? PyObject_CallMethod(gc, "get_objects", nullptr) : nullptr;
+    Py_XDECREF(gc);
+    if (objects == nullptr) return -1;
+    long count = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(objects); ++i) {
+        PyObject* o = PyList_GET_ITEM(objects, i);
+        if (PyType_Check(o) && std::strcmp(reinterpret_cast<PyTypeObject*>(o)->tp_name, name) == 0) ++count;
+    }
+    Py_DECREF(objects);
+    return count;
+}
 
 }  // namespace harness

@@ -34,6 +34,12 @@ bool refs_counted(gilonce::gil_token gil);
 /// Requires: the GIL is held and `refs_counted()`. Throws std::runtime_error if reading fails.
 Py_ssize_t settled_total_refs(gilonce::gil_token gil);
 
+/// How many type objects named `name` (tp_name, "step03.Color") the collector knows of, after
+/// a collection: whether a type a scenario dropped was freed (a type is in a cycle with
+/// itself, so only the collector frees it). Works on every interpreter. Requires: the GIL is
+/// held. Returns: the count, or -1 with a Python exception set.
+long live_types_named(gilonce::gil_token gil, const char* name);
+
 /// How `batch_deltas` repeats a round (regrtest -R's "warmups:runs", with runs in batches).
 struct batch_plan {
     /// Rounds run first and not measured: they create what lives on for good. Measured: the

@@ -36,11 +36,14 @@ struct scenario {
 /// Runs `s` in a watchdog child. Requires what run_in_child requires.
 inline outcome play(const scenario& s) { return run_in_child(s.run, s.watchdog); }
 
-/// The expected details that `o`'s detail does not contain (empty when all are there).
+/// The expected details that `o` does not show (empty when all are there): in its summary
+/// (the verdict, a crash's signal, the detail) or, for a crash, in what the child wrote to
+/// stderr (a sanitizer's report).
 inline std::vector<std::string> missing_details(const scenario& s, const outcome& o) {
     std::vector<std::string> missing;
+    const std::string seen = o.summary() + (o.observed == verdict::crashed ? "\n" + o.child_stderr : "");
     for (const auto& detail : s.expect)
-        if (o.detail.find(detail) == std::string::npos) missing.push_back(detail);
+        if (seen.find(detail) == std::string::npos) missing.push_back(detail);
     return missing;
 }
 
