@@ -5,7 +5,8 @@
    to step 07's, so that it is drawn like an observed scenario;
 2. draws each scenario's trace as a sequence diagram (walkthroughs/runner/mermaid.py,
    rendered to SVG offline by mermaidx) and writes, per step, the Markdown that the step's
-   page includes: every diagram on the site comes from a real run;
+   page includes (its one picture) and its scenarios page includes (every diagram, with
+   the legend): every diagram on the site comes from a real run;
 3. runs Doxygen on reference/include (warnings are errors: every public entity must be
    documented) and Sphinx + Breathe on its XML (-W) into docs/api/;
 4. checks that every code block is included from a compiled file or marked pseudo-code;
@@ -119,15 +120,16 @@ def write_diagrams(report, work):
                       "a wait-for cycle. This legend is drawn by the same renderer, from a made-up trace "
                       "with one event of each kind:\n\n"
                       "![Legend of the sequence diagrams](../_generated/diagrams/legend.svg)\n")
+    # Per step, two files: the step in one picture (included by the step's own page) and
+    # every scenario with the legend (the step's scenarios page, an appendix of its own).
     for step_id, sections in pages.items():
-        summary = []
         headline = HEADLINES.get(step_id)
         if headline:
             shows = next(s["demonstrates"] for s in scenarios if s["step"] == step_id and s["name"] == headline)
-            summary = [f"### The step in one picture\n\n`{headline}`: {shows}.\n\n"
-                       f"![The step in one picture: {headline}](../_generated/diagrams/{step_id}/{headline}.svg)\n",
-                       "### Every scenario\n"]
-        (generated / f"{step_id}.md").write_text("\n".join([legend_section] + summary + sections))
+            (generated / f"{step_id}-picture.md").write_text(
+                f"`{headline}`: {shows}.\n\n"
+                f"![The step in one picture: {headline}](../_generated/diagrams/{step_id}/{headline}.svg)\n")
+        (generated / f"{step_id}.md").write_text("\n".join([legend_section, "### Every scenario\n"] + sections))
     return len(scenarios)
 
 

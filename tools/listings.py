@@ -178,7 +178,9 @@ def changes(old_path, old_region, new_path, new_region):
 
 
 def readmes():
-    return sorted((root() / "walkthroughs").glob("*/README.md"))
+    """Every step's README and its details page (details.md, the step's appendix)."""
+    steps = root() / "walkthroughs"
+    return sorted([*steps.glob("*/README.md"), *steps.glob("*/details.md")])
 
 
 def main(argv=None):
@@ -187,7 +189,7 @@ def main(argv=None):
     mode.add_argument("--check", action="store_true", help="fail if a listing differs from its source")
     mode.add_argument("--write", action="store_true", help="rewrite every listing from its source")
     parser.add_argument("--root", help="the repository root (default: this checkout)")
-    parser.add_argument("files", nargs="*", help="READMEs (default: walkthroughs/*/README.md)")
+    parser.add_argument("files", nargs="*", help="pages (default: walkthroughs/*/README.md and walkthroughs/*/details.md)")
     args = parser.parse_args(argv)
     if args.root:
         os.environ[ROOT_ENV] = str(pathlib.Path(args.root).resolve())

@@ -6,8 +6,8 @@ marked as pseudo-code (a fence with title="pseudo-code"). Blocks of shell comman
 and program output (languages sh, console, text) are allowed as they are: they show how to
 run things, not code of the project.
 
-Pages checked: docs/**/*.md (except generated folders) and the walkthrough READMEs, which
-the site includes.
+Pages checked: docs/**/*.md (except generated folders) and the walkthrough READMEs and details pages,
+which the site includes.
 
 usage: check_code_blocks.py REPO_ROOT"""
 import pathlib
@@ -22,7 +22,8 @@ COMMANDS_AND_OUTPUT = {"sh", "bash", "console", "text"}
 def pages(root):
     docs = [p for p in (root / "docs").rglob("*.md")
             if not {"_generated", "api"} & set(p.relative_to(root / "docs").parts)]
-    return sorted(docs) + sorted((root / "walkthroughs").glob("*/README.md"))
+    steps = root / "walkthroughs"
+    return sorted(docs) + sorted([*steps.glob("*/README.md"), *steps.glob("*/details.md")])
 
 
 def blocks(path):

@@ -4,7 +4,8 @@ An include is a line `--8<-- "path:region"` (pymdownx.snippets syntax); `path` i
 to the repository root and `region` must be delimited in that file by the lines
 `--8<-- [start:region]` and `--8<-- [end:region]` (in a comment). A missing file, a missing
 region, an empty region or an unbalanced marker fails the check, so prose cannot drift away
-from the compiled code it quotes. Includes of generated files (under build/, made by
+from the compiled code it quotes. A line range instead of a region (`path:START`,
+`path::END`, `path:START:END`, pymdownx.snippets' syntax) must lie inside the file. Includes of generated files (under build/, made by
 tools/build_docs.py) are left to that build, where pymdownx.snippets' check_paths fails on
 a missing one.
 
@@ -13,6 +14,7 @@ import pathlib
 import re
 import sys
 
+LINES = re.compile(r"^(\d*)(?::(\d*))?$")  # "2", ":1", "2:9" after the path's first colon
 INCLUDE = re.compile(r'^\s*--8<--\s+"([^"]+)"\s*$')
 MARKER = re.compile(r'--8<--\s+\[(start|end):([A-Za-z0-9_\-]+)\]')
 
@@ -63,6 +65,13 @@ def main():
                 problems.append(f"{where}: no file {target}")
                 continue
             if not region:
+                continue
+            lines = LINES.match(region)
+            if lines and any(lines.groups()):
+                total = len(path.read_text().splitlines())
+                start, end = (int(n) if n else None for n in lines.groups())
+                if any(n is not None and not 1 <= n <= total for n in (start, end)) or (start and end and start > end):
+                    problems.append(f"{where}: lines {region} are not inside {target} ({total} lines)")
                 continue
             if path not in cache:
                 cache[path] = {}

@@ -2,8 +2,10 @@
 Selenium through Debian's chromedriver): every page loads without console errors,
 navigation reaches every step, every step page links to the previous and next page and
 opens its diagrams with the legend, code blocks and diagrams render, search finds "deadlock",
-and the API reference loads from the site's own links and links back. Screenshots of the
-home page and of one step page are saved as artifacts.
+and the API reference loads from the site's own links and links back; the site opened from
+disk (file://) navigates and styles its pages and says that search needs a server; the 404
+page, built for a sub-path, is styled and links home there. Screenshots of the home page and
+of one step page are saved as artifacts.
 
 Environment: GILONCE_SITE (the built site; default build/site), GILONCE_ARTIFACTS (where
 screenshots go; default build/docs/screenshots)."""
@@ -11,6 +13,8 @@ import functools
 import http.server
 import os
 import pathlib
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -58,13 +62,46 @@ def browser():
     driver.quit()
 
 
+def url_of(name):
+    """The URL path of a page, relative to the site: pages are files (use_directory_urls: false)."""
+    return f"{name}.html"
+
+
+def step_pages():
+    """Every page of the walkthrough in reading order: each step, then its scenarios page."""
+    return [p for step in STEPS for p in (url_of(f"walkthroughs/{step}"), url_of(f"walkthroughs/{step}-scenarios"))]
+
+
+def serve(directory, not_found=None):
+    """Serve `directory` on a free port; with `not_found`, answer a missing path with that
+    file's content and status 404, as a static host does with 404.html."""
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def send_error(self, code, message=None, explain=None):
+            if code != 404 or not_found is None:
+                return super().send_error(code, message, explain)
+            body = not_found.read_bytes()
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def console_errors(driver):
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
 def site_pages():
-    pages = [p for p in SITE.rglob("index.html") if "_generated" not in p.parts]
-    pages += [SITE / "api" / name for name in ("genindex.html", "search.html")]
+    pages = [p for p in SITE.rglob("*.html")
+             if not {"_generated", "api"} & set(p.relative_to(SITE).parts) and p.name != "404.html"]
+    pages += [SITE / "api" / name for name in ("index.html", "genindex.html", "search.html")]
     return sorted(str(p.relative_to(SITE)) for p in pages)
 
 
@@ -85,16 +122,17 @@ def test_every_page_loads_without_console_errors(browser, base_url):
 def test_navigation_reaches_every_step_from_the_home_page(browser, base_url):
     for number, step in enumerate(STEPS, start=1):
         browser.get(f"{base_url}/")
-        link = browser.find_element(By.CSS_SELECTOR, f'nav a[href$="walkthroughs/{step}/"]')
+        link = browser.find_element(By.CSS_SELECTOR, f'nav a[href$="walkthroughs/{step}.html"]')
         browser.execute_script("arguments[0].click()", link)
-        WebDriverWait(browser, 10).until(EC.url_contains(f"walkthroughs/{step}/"))
+        WebDriverWait(browser, 10).until(EC.url_contains(f"walkthroughs/{step}.html"))
         heading = browser.find_element(By.TAG_NAME, "h1").text
         assert heading.startswith(f"Step 0{number}"), heading
 
 
 def test_code_blocks_and_diagrams_render_on_every_step_page(browser, base_url):
+    # A step page draws the step in one picture; its scenarios page draws every scenario.
     for step in STEPS:
-        browser.get(f"{base_url}/walkthroughs/{step}/")
+        browser.get(f"{base_url}/{url_of(f'walkthroughs/{step}')}")
         code = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "pre code") if c.text.strip()]
         assert len(code) >= 2, f"{step}: too few code blocks"
         assert not any("--8<--" in c for c in code), f"{step}: an include was not expanded"
@@ -107,7 +145,7 @@ def test_code_blocks_and_diagrams_render_on_every_step_page(browser, base_url):
 
 
 def test_every_step_page_links_to_the_previous_and_next_page(browser, base_url):
-    pages = ["reading-the-code/", *[f"walkthroughs/{step}/" for step in STEPS], "concepts/"]
+    pages = [url_of("reading-the-code"), *step_pages(), url_of("concepts")]
     for before, page, after in zip(pages, pages[1:], pages[2:]):
         browser.get(f"{base_url}/{page}")
         prev = browser.find_element(By.CSS_SELECTOR, "a.md-footer__link--prev").get_attribute("href")
@@ -116,9 +154,9 @@ def test_every_step_page_links_to_the_previous_and_next_page(browser, base_url):
         assert nxt == f"{base_url}/{after}", (page, nxt)
 
 
-def test_every_step_page_shows_the_diagram_legend_before_its_diagrams(browser, base_url):
+def test_every_scenarios_page_shows_the_diagram_legend_before_its_diagrams(browser, base_url):
     for step in STEPS:
-        browser.get(f"{base_url}/walkthroughs/{step}/")
+        browser.get(f"{base_url}/{url_of(f'walkthroughs/{step}-scenarios')}")
         images = browser.find_elements(By.CSS_SELECTOR, 'img[src*="_generated/diagrams"]')
         assert images and images[0].get_attribute("src").endswith("_generated/diagrams/legend.svg"), step
         WebDriverWait(browser, 10).until(lambda d: d.execute_script("return arguments[0].complete", images[0]))
@@ -139,7 +177,7 @@ def test_the_legend_draws_each_kind_of_event_its_own_way():
 
 def test_no_listing_scrolls_sideways_at_the_default_width(browser, base_url):
     # The browser window is 1280 px wide (the fixture), a common laptop width.
-    pages = [f"walkthroughs/{step}/" for step in STEPS] + ["reading-the-code/", "concepts/", "faq/", "reference/"]
+    pages = [url_of(f"walkthroughs/{step}") for step in STEPS] + [url_of(name) for name in ("reading-the-code", "concepts", "faq", "reference")]
     wide = []
     for page in pages:
         browser.get(f"{base_url}/{page}")
@@ -178,9 +216,8 @@ def test_search_finds_deadlock(browser, base_url):
 
 
 def test_api_reference_loads_from_the_site_and_links_back(browser, base_url):
-    browser.get(f"{base_url}/reference/")
-    # mkdocs rewrites the Markdown link api/index.html to the folder URL ../api/
-    link = browser.find_element(By.CSS_SELECTOR, 'article a[href$="api/"]')
+    browser.get(f"{base_url}/{url_of('reference')}")
+    link = browser.find_element(By.CSS_SELECTOR, 'article a[href$="api/index.html"]')
     browser.execute_script("arguments[0].click()", link)
     WebDriverWait(browser, 10).until(EC.url_contains("/api/"))
     assert "gilonce API reference" in browser.title
@@ -197,8 +234,54 @@ def test_api_reference_loads_from_the_site_and_links_back(browser, base_url):
 
 def test_screenshots_of_home_and_a_step_page(browser, base_url):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for name, url in (("home.png", "/"), ("step-02.png", "/walkthroughs/02-lock-that-deadlocks/")):
+    for name, url in (("home.png", "/"), ("step-02.png", "/" + url_of("walkthroughs/02-lock-that-deadlocks"))):
         browser.get(base_url + url)
         path = ARTIFACTS / name
         assert browser.save_screenshot(str(path))
         assert path.stat().st_size > 10_000
+
+
+def styled(browser):
+    """Whether the theme's stylesheet applied: its header is sticky and coloured (unstyled, it
+    is a static element with a transparent background). Read from computed styles, which
+    file:// pages expose, unlike their stylesheets' rules."""
+    position, background = browser.execute_script(
+        "const s = getComputedStyle(document.querySelector('.md-header')); return [s.position, s.backgroundColor]")
+    return position == "sticky" and background not in ("transparent", "rgba(0, 0, 0, 0)")
+
+
+def test_the_site_opened_from_disk_navigates_and_says_search_needs_a_server(browser):
+    browser.get((SITE / "index.html").resolve().as_uri())
+    assert styled(browser)
+    link = browser.find_element(By.CSS_SELECTOR, 'nav a[href$="walkthroughs/02-lock-that-deadlocks.html"]')
+    browser.execute_script("arguments[0].click()", link)
+    WebDriverWait(browser, 10).until(EC.url_contains("02-lock-that-deadlocks.html"))
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Step 02")
+    assert styled(browser)
+    nxt = browser.find_element(By.CSS_SELECTOR, "a.md-footer__link--next")
+    browser.execute_script("arguments[0].click()", nxt)
+    WebDriverWait(browser, 10).until(EC.url_contains("02-lock-that-deadlocks-scenarios.html"))
+    assert browser.find_elements(By.CSS_SELECTOR, 'img[src*="_generated/diagrams"]')
+    box = browser.find_element(By.CSS_SELECTOR, "input.md-search__input")
+    assert "python3 -m http.server" in box.get_attribute("placeholder")
+
+
+def test_the_404_page_built_for_a_sub_path_is_styled_and_links_home(browser, tmp_path):
+    # A static host shows 404.html for a missing path at any depth, so its links are absolute:
+    # built with GILONCE_SITE_URL naming the sub-path, they must resolve under it.
+    built = tmp_path / "gilonce"
+    env = dict(os.environ, GILONCE_SITE_URL="https://example.invalid/gilonce/", NO_MKDOCS_2_WARNING="1")
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-f", str(ROOT / "mkdocs.yml"),
+                    "-d", str(built)], cwd=ROOT, env=env, check=True)
+    server = serve(tmp_path, not_found=built / "404.html")
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        browser.get(f"{base}/gilonce/walkthroughs/no-such-step/page.html")
+        assert "404" in browser.find_element(By.TAG_NAME, "h1").text
+        assert styled(browser)
+        home = browser.find_element(By.CSS_SELECTOR, "a.md-header__button.md-logo").get_attribute("href")
+        assert home == f"{base}/gilonce/index.html", home
+        browser.get(home)
+        assert browser.find_element(By.TAG_NAME, "h1").text.startswith("gilonce")
+    finally:
+        server.shutdown()
