@@ -149,6 +149,53 @@ def build_api(work):
     (API_HTML / ".buildinfo").unlink(missing_ok=True)
 
 
+def api_entities(work):
+    """The API reference's entities, one line each (name, first line of its contract, link),
+    as Markdown that the reference page includes: the course's search indexes only the
+    mkdocs pages, and this makes every class and member findable from it. Names and briefs
+    come from Doxygen's XML, anchors from Sphinx's inventory, so every link lands on the
+    entity's own entry."""
+    import xml.etree.ElementTree as ET
+    import zlib
+
+    inventory = (API_HTML / "objects.inv").read_bytes().split(b"\n", 4)[4]
+    anchors = {}
+    for line in zlib.decompress(inventory).decode().splitlines():
+        name, role, _, uri, _ = line.split(" ", 4)
+        if role in ("cpp:class", "cpp:function", "cpp:member"):
+            anchors.setdefault(name, uri)
+
+    def text(node):
+        return " ".join("".join(node.itertext()).split()) if node is not None else ""
+
+    rows = []
+    for xml in sorted((work / "doxygen" / "xml").glob("*.xml")):
+        compound = ET.parse(xml).getroot().find("compounddef")
+        if compound is None or compound.get("kind") not in ("class", "struct", "namespace", "file"):
+            continue
+        owner = compound.findtext("compoundname")
+        if compound.get("kind") in ("class", "struct"):
+            rows.append((owner, text(compound.find("briefdescription"))))
+        scope = owner if compound.get("kind") in ("class", "struct", "namespace") else "gilonce"
+        for member in compound.iter("memberdef"):
+            if member.get("prot") != "public" or member.get("kind") not in ("function", "variable"):
+                continue
+            rows.append((f"{scope}::{member.findtext('name')}", text(member.find("briefdescription"))))
+    lines, seen = [], set()
+    # An overload's "Deleted: ..." line comes after the usable overload's.
+    for name, brief in sorted(rows, key=lambda row: (row[0], row[1].startswith("Deleted"), row[1])):
+        if name in seen or name not in anchors or not brief:
+            continue
+        seen.add(name)
+        brief = brief.replace("|", "\\|")
+        lines.append(f"| [`{name}`](api/{anchors[name]}) | {brief} |")
+    if len(lines) < 20:
+        sys.exit(f"build_docs.py: only {len(lines)} API entities found with a contract line")
+    (work / "generated" / "api-entities.md").write_text(
+        "| entity | its contract's first line |\n| --- | --- |\n" + "\n".join(lines) + "\n")
+    return len(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runner", required=True, help="the gilonce-walkthrough binary")
@@ -168,13 +215,14 @@ def main():
     report["scenarios"].append(spin_counterexample())
     step(f"drawing {len(report['scenarios'])} sequence diagrams from the traces")
     write_diagrams(report, work)
+    step("API reference: Doxygen, then Sphinx + Breathe")
+    build_api(work)
+    step(f"API entities for the course's search: {api_entities(work)}")
     # The step pages include build/docs/generated/<step>.md: keep that path stable.
     expected = ROOT / "build" / "docs" / "generated"
     if work / "generated" != expected:
         shutil.rmtree(expected, ignore_errors=True)
         shutil.copytree(work / "generated", expected)
-    step("API reference: Doxygen, then Sphinx + Breathe")
-    build_api(work)
     step("checking code blocks")
     problems = check_code_blocks.check(ROOT)
     if problems:

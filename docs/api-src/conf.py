@@ -18,7 +18,8 @@ html_theme_options = {
     "extra_nav_links": {"Back to the course": "../index.html"},
     "show_powered_by": False,
 }
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["course.css"]  # the course site's colours and fonts
 html_favicon = "../assets/favicon.svg"  # the course site's own icon
 templates_path = []
 exclude_patterns = ["Doxyfile"]

@@ -68,8 +68,15 @@ def url_of(name):
 
 
 def step_pages():
-    """Every page of the walkthrough in reading order: each step, then its scenarios page."""
-    return [p for step in STEPS for p in (url_of(f"walkthroughs/{step}"), url_of(f"walkthroughs/{step}-scenarios"))]
+    """Every page of the walkthrough in reading order: each step, its details page where the
+    step has one (walkthroughs/<step>/details.md), then its scenarios page."""
+    pages = []
+    for step in STEPS:
+        pages.append(url_of(f"walkthroughs/{step}"))
+        if (ROOT / "walkthroughs" / step / "details.md").is_file():
+            pages.append(url_of(f"walkthroughs/{step}-details"))
+        pages.append(url_of(f"walkthroughs/{step}-scenarios"))
+    return pages
 
 
 def serve(directory, not_found=None):

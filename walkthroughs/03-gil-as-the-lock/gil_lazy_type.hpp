@@ -40,8 +40,9 @@ public:
     /// If a class-attribute factory releases the GIL, another thread may build the type
     /// too: the first build to finish is kept, the other type object is released.
     /// Errors (null with a Python exception set): a factory's exception; a `RuntimeError`
-    /// naming the type if a factory asks for the type while it is being built on this
-    /// thread. The cell stays empty after an error: the next call builds again.
+    /// naming the type if a factory asks for the type while this execution context (this
+    /// thread, or this greenlet) is building it. The cell stays empty after an error: the
+    /// next call builds again.
     PyTypeObject* get(gilonce::gil_token gil) {
         const gilonce::py_ref* type = type_.get_or_try_init(gil, [&] { return build(gil); });
         return type ? reinterpret_cast<PyTypeObject*>(type->get()) : nullptr;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "gil_lazy_type.hpp"
+#include "minimal_gil_once_cell.hpp"
 #include "harness/event.hpp"
 #include "harness/gil.hpp"
 #include "harness/refcount.hpp"
@@ -27,6 +28,20 @@ std::string fetch_error_text() {
     Py_XDECREF(value);
     Py_XDECREF(traceback);
     return text;
+}
+
+// The small form's race: A's initializer releases the GIL, B fills the cell meanwhile.
+minimal_gil_once_cell minimal_cell;
+harness::event a_in_init("A released the GIL in its initializer");
+harness::event b_stored("B stored its object");
+PyObject* made_by[2] = {nullptr, nullptr};  // A's and B's objects: the scenario keeps a reference
+
+// A new list naming the thread that made it (["A"]), plus one reference kept in made_by.
+PyObject* make_list(int who) {
+    harness::note("the cell is empty: runs its initializer, makes a list");
+    made_by[who] = Py_BuildValue("[s]", harness::thread_name());
+    Py_XINCREF(made_by[who]);
+    return made_by[who];
 }
 
 // --8<-- [start:two_threads]
@@ -99,6 +114,46 @@ harness::scenario_result two_threads_share_one_type() {
                                           winner + " built; the other was released");
 }
 
+harness::scenario_result minimal_cell_keeps_the_first_stored() {
+    PyObject* seen_by_a = nullptr;
+    PyObject* seen_by_b = nullptr;
+    // --8<-- [start:minimal_race]
+    harness::run_threads({
+        {"A", [&](gilonce::gil_token) {
+             seen_by_a = minimal_cell.get_or_init([] {
+                 PyObject* list = make_list(0);
+                 harness::without_gil([] {  // as an import or any Python code may
+                     a_in_init.set();
+                     b_stored.wait();
+                 });
+                 return list;
+             });
+             harness::note(seen_by_a == made_by[1] ? "re-check: the cell is full (B's list): A's list released" : "kept its own list");
+         }},
+        {"B", [&](gilonce::gil_token) {
+             harness::without_gil([] { a_in_init.wait(); });
+             seen_by_b = minimal_cell.get_or_init([] { return make_list(1); });
+             harness::note(seen_by_b == made_by[1] ? "re-check: the cell was still empty: stored its list" : "got another list");
+             b_stored.set();
+         }},
+    });
+    // --8<-- [end:minimal_race]
+    harness::traced_gil gil;
+    if (made_by[0] == nullptr || made_by[1] == nullptr)
+        return harness::scenario_result::fail("an initializer did not run (or failed)");
+    if (seen_by_a != made_by[1] || seen_by_b != made_by[1])
+        return harness::scenario_result::fail("A or B did not get B's list, the first stored");
+    // Each list has the scenario's own reference; the cell holds one more on B's only.
+    const Py_ssize_t a_refs = Py_REFCNT(made_by[0]);
+    const Py_ssize_t b_refs = Py_REFCNT(made_by[1]);
+    if (a_refs != 1 || b_refs != 2)
+        return harness::scenario_result::fail("references: A's list " + std::to_string(a_refs) + ", B's " +
+                                              std::to_string(b_refs) + " (expected 1 and 2)");
+    return harness::scenario_result::pass(
+        "both initializers ran; A and B got B's list, the first stored; A's list was released (1 reference "
+        "left: the scenario's), B's is held by the cell (2)");
+}
+
 harness::scenario_result reentrant_call_is_a_clear_error() {
     harness::traced_gil gil;
     if (recursive_color.get(gil.token()) != nullptr)
@@ -113,6 +168,12 @@ harness::scenario_result reentrant_call_is_a_clear_error() {
 
 const std::vector<harness::scenario>& scenarios() {
     static const std::vector<harness::scenario> list{
+        {step, "minimal_cell_keeps_the_first_stored",
+         "the small form (check, run, re-check, store) in step 02's race: nobody waits, both initializers "
+         "run, the first object stored is the one both threads get and the other is released",
+         harness::verdict::finished,
+         {"both initializers ran; A and B got B's list, the first stored", "A's list was released"},
+         minimal_cell_keeps_the_first_stored},
         {step, "two_threads_share_one_type",
          "step 02's deadlocking race finishes: nobody waits, the type is built twice and "
          "the first one stored is the one everybody gets",

@@ -12,8 +12,10 @@
 #include <gilonce/py_ref.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace step05 {
@@ -26,7 +28,10 @@ struct class_attribute {
     std::function<PyObject*(gilonce::gil_token)> make;
 };
 
-// --8<-- [start:two_stage_type]
+/// Computed class attributes, by name, not yet published.
+using attribute_values = std::vector<std::pair<std::string, gilonce::py_ref>>;
+
+// --8<-- [start:class]
 /// A Color type built on first use in two stages.
 class two_stage_type {
 public:
@@ -38,7 +43,9 @@ public:
                    std::function<PyObject*(gilonce::gil_token)> make_base = {})
         : name_(name), attributes_(std::move(attributes)), make_base_(std::move(make_base)),
           stage1_(name) {}
+    // --8<-- [end:class]
 
+    // --8<-- [start:get]
     /// Requires: the GIL is held.
     /// Returns: a borrowed reference to the type with all its class attributes. Exception:
     /// a call made by a class-attribute factory on a thread that is computing them gets
@@ -52,14 +59,17 @@ public:
         if (complete_ != nullptr) return complete_;  // the fast path: a load and a branch
         return get_slow(gil);
     }
+    // --8<-- [end:get]
 
+    // --8<-- [start:members]
     /// How many times class attributes were published (at most once). For tests.
     int publications() const noexcept { return publications_; }
 
 private:
     PyObject* get_slow(gilonce::gil_token gil);
     std::optional<gilonce::py_ref> build_stage1(gilonce::gil_token gil);
-    bool publish(PyObject* type, std::vector<std::pair<std::string, gilonce::py_ref>>& values);
+    bool compute_attributes(gilonce::gil_token gil, attribute_values& values);
+    bool publish(PyObject* type, attribute_values& values);
 
     const char* name_;
     std::vector<class_attribute> attributes_;
@@ -69,6 +79,6 @@ private:
     PyObject* complete_ = nullptr;                    // set once published; GIL-guarded
     int publications_ = 0;
 };
-// --8<-- [end:two_stage_type]
+// --8<-- [end:members]
 
 }  // namespace step05
