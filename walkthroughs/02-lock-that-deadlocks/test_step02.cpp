@@ -5,6 +5,10 @@
 #include <csignal>
 #include <string>
 
+#include <stdexcept>
+
+#include "color_type.hpp"
+#include "harness/gil.hpp"
 #include "harness/scenario.hpp"
 #include "locked_lazy_types.hpp"
 #include "scenarios.hpp"
@@ -45,6 +49,51 @@ TEST_CASE("step 02: recursive static initialization aborts while the process is 
     REQUIRE(out.observed == verdict::crashed);
     CHECK(out.signal == SIGABRT);
     CHECK(out.detail == "terminate called after throwing an instance of '__gnu_cxx::recursive_init_error'");
+}
+
+// Why no handler sees recursive_init_error (details.md, "Why the catch-all never runs"):
+// GCC calls __cxa_guard_acquire as a function that cannot throw, so the call has no entry in
+// the caller's exception table, and the personality routine calls std::terminate in that
+// very frame. So even a catch directly around the recursive call is skipped; an exception
+// thrown by the initializer's own code goes through the same frames and is caught.
+TEST_CASE("step 02: recursive_init_error skips even the nearest catch, and the initializer's own exception is caught") {
+    harness::watchdog_options short_deadline;
+    short_deadline.deadline = std::chrono::milliseconds(500);
+    auto nearest_catch = harness::run_in_child([] {
+        step02::color_attributes = {{"RED", [](gilonce::gil_token gil) -> PyObject* {
+            try {
+                PyObject* type = step02::get_type_with_static(gil);  // throws in __cxa_guard_acquire
+                return Py_XNewRef(type);
+            } catch (...) {
+                return PyUnicode_FromString("caught beside the recursive call");
+            }
+        }}};
+        harness::traced_gil gil;
+        step02::get_type_with_static(gil.token());
+        return harness::scenario_result::pass("the catch around the recursive call ran");
+    }, short_deadline);
+    INFO(nearest_catch.summary());
+    REQUIRE(nearest_catch.observed == verdict::crashed);
+    CHECK(nearest_catch.signal == SIGABRT);
+    CHECK(nearest_catch.detail == "terminate called after throwing an instance of '__gnu_cxx::recursive_init_error'");
+
+    // Control: the same frames (the static's initializer, build_color_type, the factory) pass
+    // an exception thrown by the factory itself to a catch in the caller.
+    auto own_exception = harness::run_in_child([] {
+        step02::color_attributes = {{"RED", [](gilonce::gil_token) -> PyObject* {
+            throw std::runtime_error("thrown by RED's factory");
+        }}};
+        harness::traced_gil gil;
+        try {
+            step02::get_type_with_static(gil.token());
+        } catch (const std::runtime_error& e) {
+            return harness::scenario_result::pass(std::string("caught: ") + e.what());
+        }
+        return harness::scenario_result::fail("no exception");
+    }, short_deadline);
+    INFO(own_exception.summary());
+    CHECK(own_exception.observed == verdict::finished);
+    CHECK(own_exception.detail == "caught: thrown by RED's factory");
 }
 
 TEST_CASE("step 02: recursion through each once-lock hangs in a futex wait once threads exist") {
