@@ -180,6 +180,10 @@ def test_the_legend_draws_each_kind_of_event_its_own_way():
     assert len(set(arrows.values())) == len(arrows), "two kinds of event share an arrow"
     for kind, (arrow, verb, _) in mermaid.ARROWS.items():
         assert f"{arrow}" in source and verb in source, kind
+    # A note on a subject (an interpreter, a cell) has a line of its own, and its subject a lifeline.
+    assert mermaid.NOTE_ON not in arrows.values()
+    assert f"{mermaid.NOTE_ON}r_a_subject: what it did to a subject" in source
+    assert "participant r_a_subject as a subject" in source
 
 
 def test_no_listing_scrolls_sideways_at_the_default_width(browser, base_url):

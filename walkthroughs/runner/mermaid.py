@@ -1,6 +1,6 @@
 """Renders one scenario of a gilonce-walkthrough JSON report (schema gilonce-trace/1) as a
-Mermaid sequence diagram: one lifeline per thread and per lock, an arrow per event, and
-the observed verdict as a closing note. The docs build draws every diagram this way, from
+Mermaid sequence diagram: one lifeline per thread, per lock and per subject a note names
+(an interpreter, a cell), an arrow per event, and the observed verdict as a closing note. The docs build draws every diagram this way, from
 real traces, never by hand.
 
 usage: mermaid.py REPORT.json STEP/SCENARIO [--output FILE]
@@ -11,6 +11,10 @@ import json
 import pathlib
 import re
 import sys
+
+# A note that names a resource (an interpreter entered or ended, a cell read or written) is
+# drawn as a plain line, no arrowhead, from the thread to that subject's own lifeline.
+NOTE_ON = "->"
 
 # (arrow, verb, drawn from the lock to the thread?). Each kind of event has its own look:
 # asking is an open-headed arrow to the lock, taking a solid arrow from it, letting go a
@@ -31,6 +35,7 @@ LEGEND = {
         {"thread": "A", "kind": "holds", "resource": "a lock", "text": ""},
         {"thread": "B", "kind": "waits", "resource": "a lock", "text": ""},
         {"thread": "A", "kind": "note", "resource": "", "text": "a note: what the code said it was doing"},
+        {"thread": "A", "kind": "note", "resource": "a subject", "text": "what it did to a subject"},
         {"thread": "A", "kind": "releases", "resource": "a lock", "text": ""},
         {"thread": "B", "kind": "passes", "resource": "a lock", "text": ""},
     ],
@@ -73,7 +78,7 @@ def render(scenario):
     events = scenario["events"]
     # Scenario threads in name order (A, B, C...), the scenario's own main thread last.
     threads = sorted(dict.fromkeys(e["thread"] for e in events), key=lambda t: (t == "main", t))
-    locks = list(dict.fromkeys(e["resource"] for e in events if e["kind"] != "note" and e["resource"]))
+    locks = list(dict.fromkeys(e["resource"] for e in events if e["resource"]))
     lines = ["sequenceDiagram"]
     for thread in threads:
         lines.append(f"    participant {identifier('t_' + thread)} as thread {text(thread)}")
@@ -91,6 +96,9 @@ def render(scenario):
         if index == band_from:
             lines.append("    rect rgba(255, 160, 160, 0.35)")
         who = identifier("t_" + e["thread"])
+        if e["kind"] == "note" and e["resource"]:
+            lines.append(f"    {who}{NOTE_ON}{identifier('r_' + e['resource'])}: {text(e['text'], 60)}")
+            continue
         if e["kind"] == "note":
             lines.append(f"    Note over {who}: {note(e['text'], 90)}")
             continue

@@ -28,7 +28,7 @@ sub_interpreter::sub_interpreter() : previous_(PyThreadState_Get()), sub_(Py_New
         throw std::runtime_error("Py_NewInterpreter failed");
     }
     id_ = current_interpreter_id();
-    note("entered sub-interpreter " + std::to_string(id_));
+    note_on("sub-interpreter " + std::to_string(id_), "entered sub-interpreter " + std::to_string(id_));
 }
 
 void sub_interpreter::end() {
@@ -37,7 +37,7 @@ void sub_interpreter::end() {
     Py_EndInterpreter(sub_);
     sub_ = nullptr;
     PyThreadState_Swap(previous_);
-    note("ended sub-interpreter " + std::to_string(id_));
+    note_on("sub-interpreter " + std::to_string(id_), "ended sub-interpreter " + std::to_string(id_));
 }
 
 sub_interpreter::~sub_interpreter() { end(); }

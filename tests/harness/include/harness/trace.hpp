@@ -22,7 +22,7 @@ enum class event_kind : std::uint8_t {
     holds,     ///< the thread now holds the resource
     releases,  ///< the thread is about to release the resource
     passes,    ///< the thread got past the resource without taking it (it may have waited first)
-    note,      ///< anything else worth showing in a timeline
+    note,      ///< anything else worth showing in a timeline; with a resource, what the thread did to it
 };
 
 const char* to_string(event_kind kind) noexcept;
@@ -32,7 +32,7 @@ struct trace_event {
     std::uint64_t t_ns;     // nanoseconds since the log was cleared
     event_kind kind;
     char thread[16];        // the scenario's name for the thread ("A", "B", "main")
-    char resource[48];      // for waits/holds/releases: the lock ("GIL", "once-lock")
+    char resource[48];      // for waits/holds/releases: the lock ("GIL", "once-lock"); for a note, empty or what it acts on
     char text[100];         // free text (notes); may be empty
     std::int32_t tid;       // the kernel's id of the recording thread (for /proc evidence)
 };
@@ -72,6 +72,11 @@ inline void record(event_kind kind, const char* resource, const char* text = "")
 }
 inline void note(const char* text) noexcept { record(event_kind::note, "", text); }
 inline void note(const std::string& text) noexcept { note(text.c_str()); }
+/// A note about what the thread did to `subject` (an interpreter, a cell): diagrams draw it
+/// as an arrow to the subject's own lifeline, timelines as the note's text.
+inline void note_on(const std::string& subject, const std::string& text) noexcept {
+    record(event_kind::note, subject.c_str(), text.c_str());
+}
 
 /// A wait-for cycle read off a log: each thread in `cycle` waits for a resource held by the
 /// next one, and the last waits for one held by the first (a one-thread cycle is a
