@@ -15,7 +15,7 @@ file) when any block differs from what its source would give, so a region that c
 without its README breaks the build. A region is the text between the lines
 `--8<-- [start:NAME]` and `--8<-- [end:NAME]` (in comments) of the source file.
 
-Tracing calls (`harness::record(...)`, `harness::note(...)`, `waits_for(...)`) write the
+Tracing calls (`harness::record(...)`, `harness::note(...)`, `harness::note_on(...)`, `waits_for(...)`) write the
 trace the main job narrates; they are not part of the lesson, so listings leave them out.
 Each must be one statement on one line, so that leaving it out leaves valid code; a tracing
 call spread over several lines is an error naming the file and line.
@@ -45,7 +45,7 @@ import cpp_scan  # noqa: E402
 
 ROOT_ENV = "GILONCE_LISTINGS_ROOT"
 MARKER = re.compile(r"--8<--\s+\[(start|end):([A-Za-z0-9_\-]+)\]")
-TRACING = re.compile(r"^\s*(harness::record|harness::note|waits_for)\(")
+TRACING = re.compile(r"^\s*(harness::record|harness::note|harness::note_on|waits_for)\(")
 TEMPLATE = re.compile(r"^\s*template\s*<")
 LANGUAGES = {".cpp": "cpp", ".hpp": "cpp", ".h": "cpp", ".py": "python", ".cmake": "cmake"}
 

@@ -91,7 +91,7 @@ result static_type_survives_reinitialization() {
     PyTypeObject* before = static_color.get(gilonce::gil_token::assume_held());
     if (before == nullptr) return result::fail(take_error());
     if (Py_FinalizeEx() != 0) return result::fail("Py_FinalizeEx failed");
-    harness::note("Py_FinalizeEx returned; Py_Initialize makes a new main interpreter");
+    harness::note_on("the main interpreter", "Py_FinalizeEx returned; Py_Initialize makes a new main interpreter");
     Py_Initialize();  // this thread now holds the new interpreter's GIL
     next_generation();
     PyTypeObject* after = static_color.get(gilonce::gil_token::assume_held());  // the fast path
@@ -104,53 +104,123 @@ result static_type_survives_reinitialization() {
 }
 // --8<-- [end:reinitialization]
 
-// X and Y each run an own-GIL interpreter. X's initializer waits until Y's has started too,
-// so both found the cell empty; Y's waits until X has stored its value.
-struct two_gils {
-    harness::event x_computing{"X is computing"};
-    harness::event y_computing{"Y is computing"};
-    harness::event x_stored{"X stored its value"};
-    two_gils() {
-        palette_hook = [this] {
-            const std::string me = harness::thread_name();
-            harness::without_gil([&] {  // as an import inside a real initializer would
-                if (me == "X") {
-                    x_computing.set();
-                    y_computing.wait();
-                } else {
-                    y_computing.set();
-                    x_stored.wait();
-                }
-            });
-        };
+// ---- bug 3: two GILs, so two threads inside one initializer -----------------------------
+
+// Threads X and Y ask one cell for its value; `run` runs them: in own-GIL interpreters (the
+// bug), or in the main interpreter under its one GIL (the control, test_step06.cpp).
+using thread_runner = void (*)(const std::vector<harness::scenario_thread>&);
+
+// What one thread saw inside the palettes' initializer.
+struct seen_inside {
+    int threads_inside = 0;  // initializers running at that moment, this one included
+    bool holds_gil = false;  // this thread's thread state is attached: it holds its GIL
+    long long gil_of = -1;   // the interpreter of that thread state (whose GIL it is)
+};
+
+// The palettes' hook for bug 3. X, inside the initializer, waits *holding its GIL* until Y
+// is inside too; Y, inside, waits holding its GIL until X has stored (so the stores take
+// turns: the overlap is observed, not left to chance). With one GIL, Y can never get in:
+// X's wait ends at `bound` and `missed` says so.
+struct inside_at_once {
+    harness::event x_inside{"X is inside the initializer"};
+    harness::event y_inside{"Y is inside the initializer"};
+    harness::event x_stored{"X has stored its value"};
+    std::chrono::milliseconds bound;
+    std::atomic<int> inside{0};
+    seen_inside x, y;
+    std::string missed;  // "" if both were inside at once
+
+    explicit inside_at_once(std::chrono::milliseconds wait_bound) : bound(wait_bound) {
+        palette_hook = [this] { at_initializer(); };
     }
-    ~two_gils() { palette_hook = nullptr; }
+    ~inside_at_once() { palette_hook = nullptr; }
+    inside_at_once(const inside_at_once&) = delete;
+    inside_at_once& operator=(const inside_at_once&) = delete;
+
+    // --8<-- [start:inside_at_once]
+    // Runs inside make_palette, the cell's initializer, with this thread's GIL held.
+    void at_initializer() {
+        const bool is_x = std::string(harness::thread_name()) == "X";
+        seen_inside& me = is_x ? x : y;
+        inside.fetch_add(1);
+        me.holds_gil = gilonce::detail::this_thread_holds_the_gil();
+        me.gil_of = PyInterpreterState_GetID(PyThreadState_GetInterpreter(PyThreadState_Get()));
+        try {
+            if (is_x) {  // stays inside, holding its GIL, until Y is inside too
+                x_inside.set();
+                harness::note("inside the initializer, holding its GIL; waits for 'Y is inside the initializer'");
+                y_inside.wait_holding_own_gil(bound);
+                me.threads_inside = inside.load();
+            } else {  // X is inside (Y asked only after x_inside) and waits for y_inside
+                me.threads_inside = inside.load();
+                harness::note("inside the initializer, holding its GIL, with " + std::to_string(me.threads_inside) + " inside");
+                y_inside.set();
+                x_stored.wait_holding_own_gil(bound);
+            }
+        } catch (const std::runtime_error& e) {  // a missed overlap is reported, not thrown
+            missed = e.what();
+        }
+        inside.fetch_sub(1);
+    }
+    // --8<-- [end:inside_at_once]
 };
 
 // --8<-- [start:two_gils]
-// Two interpreters with their own GILs ask for one static cell at once.
-result own_gil_interpreters_share_one_static_cell() {
-    two_gils order;
-    const void* got[2] = {nullptr, nullptr};
-    long long ids[2] = {-1, -1};
-    harness::run_in_own_gil_interpreters({
+// X and Y ask `cell` for its value, Y only once X is inside the initializer. Fills what
+// each got and its interpreter's id.
+template <class Cell>
+void ask_from_x_and_y(thread_runner run, Cell& cell, inside_at_once& at_once, const void* (&got)[2],
+                      long long (&ids)[2]) {
+    run({
         {"X", [&](gilonce::gil_token gil) {
+             struct done {  // however X ends, Y must not wait for it in vain
+                 inside_at_once& a;
+                 ~done() {
+                     if (!a.x_inside.is_set()) a.x_inside.set();
+                     a.x_stored.set();
+                 }
+             } guard{at_once};
              ids[0] = harness::current_interpreter_id();
-             got[0] = static_palette.get_or_init(gil, make_palette).get();
-             order.x_stored.set();
+             got[0] = cell.get_or_init(gil, make_palette).get();
          }},
         {"Y", [&](gilonce::gil_token gil) {
              ids[1] = harness::current_interpreter_id();
-             harness::without_gil([&] { order.x_computing.wait(); });
-             got[1] = static_palette.get_or_init(gil, make_palette).get();
+             harness::without_gil([&] { at_once.x_inside.wait(at_once.bound); });
+             got[1] = cell.get_or_init(gil, make_palette).get();
          }},
     });
+}
+
+// "X holding the GIL of interpreter 1 and Y the GIL of interpreter 2", from what each saw.
+std::string gils_held(const inside_at_once& a) {
+    auto one = [](const seen_inside& s) {
+        return s.holds_gil ? "the GIL of interpreter " + std::to_string(s.gil_of) : std::string("no GIL");
+    };
+    return "X holding " + one(a.x) + " and Y " + one(a.y);
+}
+
+// The bug's scenario, with X and Y run by `run` and X's wait for Y bounded by `bound`.
+result two_initializers_in_one_static_cell(thread_runner run, std::chrono::milliseconds bound) {
+    inside_at_once at_once(bound);
+    const void* got[2] = {nullptr, nullptr};
+    long long ids[2] = {-1, -1};
+    ask_from_x_and_y(run, static_palette, at_once, got, ids);
+    const std::string runs = std::to_string(palette_runs()) + (palette_runs() == 1 ? " run" : " runs");
+    if (!at_once.missed.empty())
+        return result::pass("Y did not enter the cell's initializer while X was inside it (" + at_once.missed +
+                            "); " + runs + "; Y got the object made by " + describe_maker(got[1]));
     const std::optional<maker> y_got = maker_of(got[1]);
-    if (palette_runs() != 2 || !y_got || y_got->interpreter == ids[1])
-        return result::pass("Y got a value of its own");
-    return result::fail("X and Y both found the cell empty and both ran its initializer (" +
-                        std::to_string(palette_runs()) + " runs, each under its own GIL); Y (interpreter " +
-                        std::to_string(ids[1]) + ") was handed the object made by " + describe_maker(got[1]));
+    if (!y_got || y_got->interpreter == ids[1]) return result::pass("Y got a value of its own");
+    return result::fail("X and Y were inside the cell's initializer at the same moment (" +
+                        std::to_string(at_once.y.threads_inside) + " seen by Y, " +
+                        std::to_string(at_once.x.threads_inside) + " by X), " + gils_held(at_once) +
+                        "; both had found the cell empty (" + runs + "); Y (interpreter " + std::to_string(ids[1]) +
+                        ") was handed the object made by " + describe_maker(got[1]));
+}
+
+// Two interpreters with their own GILs ask for one static cell at once.
+result own_gil_interpreters_share_one_static_cell() {
+    return two_initializers_in_one_static_cell(harness::run_in_own_gil_interpreters, std::chrono::seconds(5));
 }
 // --8<-- [end:two_gils]
 
@@ -212,7 +282,7 @@ result module_state_rebuilds_after_reinitialization() {
     color = py_ref();
     colors = py_ref();
     if (Py_FinalizeEx() != 0) return result::fail("Py_FinalizeEx failed");
-    harness::note("Py_FinalizeEx returned; Py_Initialize makes a new main interpreter");
+    harness::note_on("the main interpreter", "Py_FinalizeEx returned; Py_Initialize makes a new main interpreter");
     Py_Initialize();
     colors = import_from(COLORS_DIR, "colors");
     if (!colors) return result::fail(take_error());
@@ -226,6 +296,7 @@ result module_state_rebuilds_after_reinitialization() {
 }
 // --8<-- [end:module_state_reinit]
 
+// --8<-- [start:inside_getenv]
 #if PY_VERSION_HEX >= 0x030C0000
 // Each thread's profile function: on the call of os.getenv (Color.DEFAULT's factory runs
 // it while the class attributes are computed), says "I am inside" and waits, holding its
@@ -257,6 +328,7 @@ int wait_inside_getenv(PyObject*, PyFrameObject* frame, int what, PyObject*) {
     return 0;
 }
 #endif
+// --8<-- [end:inside_getenv]
 
 // --8<-- [start:own_gil_colors]
 // Three own-GIL interpreters import colors and build their Colors at the same moment.
@@ -334,31 +406,23 @@ result per_interpreter_cell_gives_each_interpreter_its_own_value() {
 }
 // --8<-- [end:per_interpreter_cell]
 
-// The two-GIL race of own_gil_interpreters_share_one_static_cell, on a per_interpreter_cell.
+// --8<-- [start:per_interpreter_two_gils]
+// Bug 3's overlap again, on a per_interpreter_cell: X and Y inside their initializers at once.
 result own_gil_interpreters_fill_their_own_per_interpreter_cell() {
-    two_gils order;
+    inside_at_once at_once(std::chrono::seconds(5));
     const void* got[2] = {nullptr, nullptr};
     long long ids[2] = {-1, -1};
-    harness::run_in_own_gil_interpreters({
-        {"X", [&](gilonce::gil_token gil) {
-             ids[0] = harness::current_interpreter_id();
-             got[0] = per_interpreter_palette.get_or_init(gil, make_palette).get();
-             order.x_stored.set();
-         }},
-        {"Y", [&](gilonce::gil_token gil) {
-             ids[1] = harness::current_interpreter_id();
-             harness::without_gil([&] { order.x_computing.wait(); });
-             got[1] = per_interpreter_palette.get_or_init(gil, make_palette).get();
-         }},
-    });
+    ask_from_x_and_y(harness::run_in_own_gil_interpreters, per_interpreter_palette, at_once, got, ids);
+    if (!at_once.missed.empty()) return result::fail("X and Y were not inside at once: " + at_once.missed);
     for (int i = 0; i < 2; ++i) {
         const std::optional<maker> made = maker_of(got[i]);
         if (!made || made->interpreter != ids[i])
             return result::fail(std::string(i == 0 ? "X" : "Y") + " was handed " + describe_maker(got[i]));
     }
-    return result::pass("X and Y both computed (" + std::to_string(palette_runs()) +
-                        " runs, each under its own GIL), and each got its own interpreter's value");
+    return result::pass("X and Y were inside their initializers at the same moment, " + gils_held(at_once) + " (" +
+                        std::to_string(palette_runs()) + " runs), and each got its own interpreter's value");
 }
+// --8<-- [end:per_interpreter_two_gils]
 
 }  // namespace
 
@@ -379,10 +443,12 @@ const std::vector<harness::scenario>& scenarios() {
          {"get() returned the StaticColor built by interpreter 0, generation 1", "generation now 2"},
          static_type_survives_reinitialization},
         {step, "own_gil_interpreters_share_one_static_cell",
-         "two own-GIL sub-interpreters, two GILs guarding one static gil_once_cell: both find it empty, "
-         "both compute, and one is handed the other interpreter's object",
+         "two own-GIL sub-interpreters, two GILs guarding one static gil_once_cell: both threads are inside "
+         "its initializer at once, each holding its own GIL, and one is handed the other interpreter's object",
          verdict::wrong_result,
-         {"X and Y both found the cell empty and both ran its initializer (2 runs",
+         {"X and Y were inside the cell's initializer at the same moment (2 seen by Y, 2 by X)",
+          "X holding the GIL of interpreter 1 and Y the GIL of interpreter 2",
+          "both had found the cell empty (2 runs)",
           "Y (interpreter 2) was handed the object made by interpreter 1, generation 1"},
          own_gil_interpreters_share_one_static_cell, {}, own_gil},
         {step, "single_phase_module_refused_by_own_gil_interpreter",
@@ -417,12 +483,28 @@ const std::vector<harness::scenario>& scenarios() {
           "main its own (interpreter 0, generation 1)", "a new one (interpreter 0, generation 2)"},
          per_interpreter_cell_gives_each_interpreter_its_own_value},
         {step, "own_gil_interpreters_fill_their_own_per_interpreter_cell",
-         "the two-GIL race again, on a per_interpreter_cell: each interpreter gets its own value",
+         "bug 3's two threads again, on a per_interpreter_cell: inside their initializers at once, each "
+         "interpreter gets its own value",
          verdict::finished,
-         {"X and Y both computed (2 runs", "each got its own interpreter's value"},
+         {"X and Y were inside their initializers at the same moment",
+          "X holding the GIL of interpreter 1 and Y the GIL of interpreter 2 (2 runs)",
+          "each got its own interpreter's value"},
          own_gil_interpreters_fill_their_own_per_interpreter_cell, {}, own_gil},
     };
     return list;
+}
+
+const harness::scenario& one_gil_control() {
+    static const harness::scenario control{
+        step, "one_gil_keeps_y_out_of_the_initializer",
+        "own_gil_interpreters_share_one_static_cell's threads in the main interpreter, under its one GIL: "
+        "while X waits inside the initializer holding the GIL, Y cannot get in",
+        harness::verdict::finished,
+        {"Y did not enter the cell's initializer while X was inside it",
+         "'Y is inside the initializer' was never set (waited 250 ms)", "1 run;",
+         "Y got the object made by interpreter 0, generation 1"},
+        [] { return two_initializers_in_one_static_cell(harness::run_threads, std::chrono::milliseconds(250)); }};
+    return control;
 }
 
 }  // namespace step06

@@ -21,4 +21,10 @@ namespace step06 {
 /// The own-GIL ones name, in `unavailable`, why a 3.11 build cannot play them.
 const std::vector<harness::scenario>& scenarios();
 
+/// The control of own_gil_interpreters_share_one_static_cell, for the tests (the main job
+/// does not play it): the same two threads and hook in the main interpreter, under its one
+/// GIL. X's wait for Y, inside the initializer, ends at its bound (250 ms): Y cannot get in,
+/// one run, Y is handed X's value. It plays on every version.
+const harness::scenario& one_gil_control();
+
 }  // namespace step06

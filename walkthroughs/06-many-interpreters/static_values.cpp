@@ -38,7 +38,7 @@ gilonce::py_ref make_palette() {
     auto id = gilonce::py_ref::steal(PyLong_FromLongLong(PyInterpreterState_GetID(PyInterpreterState_Get())));
     if (!palette || !id || PyDict_SetItemString(palette.get(), "made_in", id.get()) < 0) return {};
     record_maker(palette.get());
-    if (palette_hook) palette_hook();  // may release the GIL
+    if (palette_hook) palette_hook();  // a scenario's meeting point
     return palette;
 }
 

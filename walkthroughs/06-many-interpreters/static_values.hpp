@@ -25,7 +25,7 @@ extern gilonce::per_interpreter_cell<gilonce::py_ref> per_interpreter_palette;
 
 /// The palettes' initializer: a new dict {"made_in": <interpreter id>}, recorded with
 /// record_maker. It calls `palette_hook` (if set) with the GIL held, where a scenario
-/// releases the GIL and waits for events, as a real initializer's import would.
+/// waits for events (bug 3: still holding its own interpreter's GIL).
 /// Requires: the GIL is held. Returns a new reference, or an empty py_ref with an error set.
 gilonce::py_ref make_palette();
 extern std::function<void()> palette_hook;

@@ -1,7 +1,7 @@
 // Step 06's Catch2 tests: each scenario's observed verdict and details. The bugs (static
-// forms) must be seen; the fixes (module state, per_interpreter_cell) must hold. A scenario
-// that needs own-GIL sub-interpreters says "not possible on this interpreter" on 3.11, and
-// ctest shows it as skipped.
+// forms) must be seen, and bug 3's control, under one GIL, must not see it; the fixes (module
+// state, per_interpreter_cell) must hold. A scenario that needs own-GIL sub-interpreters says
+// "not possible on this interpreter" on 3.11, and ctest shows it as skipped.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -41,8 +41,18 @@ TEST_CASE("step 06: a static lazy_type hands a re-initialized interpreter the fi
     check("static_type_survives_reinitialization", verdict::wrong_result);
 }
 
-TEST_CASE("step 06: two own-GIL interpreters both fill one static cell, one gets the other's object") {
+TEST_CASE("step 06: two own-GIL interpreters are inside one static cell's initializer at once") {
     check("own_gil_interpreters_share_one_static_cell", verdict::wrong_result);
+}
+
+// The control: the same threads and hook under one GIL give another verdict, so the bug's
+// verdict above is what two GILs allow, not what the hook arranges. Plays on every version.
+TEST_CASE("step 06: under one GIL, the second thread cannot enter the initializer while the first waits in it") {
+    const harness::scenario& s = step06::one_gil_control();
+    auto out = harness::play(s);
+    INFO(out.summary() << "\n" << harness::format_timeline(out.events) << "\nchild stderr:\n" << out.child_stderr);
+    REQUIRE(out.observed == verdict::finished);
+    for (const auto& missing : harness::missing_details(s, out)) FAIL_CHECK("missing detail: " << missing);
 }
 
 TEST_CASE("step 06: an own-GIL interpreter refuses a single-phase module") {

@@ -14,6 +14,8 @@
 #include "harness/gil.hpp"
 #include "harness/threads.hpp"
 #include "mutual_types.hpp"
+#include "gil_cell_without_gil_steps.hpp"  // generated from gil_cell_without_gil.steps
+#include "trail_replay.hpp"
 #include "unlocked_cell.hpp"
 
 namespace step07 {
@@ -41,50 +43,33 @@ bool is_me(const char* name) { return std::string(harness::thread_name()) == nam
 
 // ---- the naive form: gil_once_cell's protocol with no GIL --------------------------------
 
-// SPIN's trail for models/gil_cell_without_gil.pml, as events: A passes the re-check and
-// writes its value; B then passes the re-check too (A has not set full_ yet); A sets full_
-// and returns; B writes its value over A's.
-struct spin_trail {
-    harness::event a_wrote{"A wrote its value"};
-    harness::event b_rechecked{"B passed the re-check"};
-    harness::event a_returned{"A returned"};
-    void pause(const char* at) {
-        const std::string label = at;
-        harness::note(label);
-        if (is_me("A") && label == "store") {
-            a_wrote.set();
-            b_rechecked.wait();
-        } else if (is_me("B") && label == "store_or_release") {
-            b_rechecked.set();
-            a_returned.wait();
-        }
-    }
-};
-
 // --8<-- [start:stores_twice]
-// Two threads, no lock, SPIN's interleaving: both pass the re-check before either sets full_.
+// Two threads, no lock, in the order of SPIN's trail (gil_cell_without_gil.steps, compiled
+// in): each waits before each step until the trail says it is that step's turn.
 result gil_cell_protocol_without_gil_stores_twice() {
     gil_protocol_without_gil<int> cell;
-    spin_trail trail;
-    cell.pause = [&](const char* at) { trail.pause(at); };
+    trail_replay trail(parse_trail(gil_cell_without_gil_steps));
+    cell.step = [&](const char* name) { trail.step(harness::thread_name(), name); };
     int got_a = 0, got_b = 0;
     harness::run_threads({
         {"A", [&](gilonce::gil_token) {
              harness::without_gil([&] {  // as on a free-threaded build: no GIL at all
                  got_a = cell.get_or_init([] { return 1; });
-                 trail.a_returned.set();
+                 trail.done("A");
              });
          }},
         {"B", [&](gilonce::gil_token) {
              harness::without_gil([&] {
-                 trail.a_wrote.wait();
                  got_b = cell.get_or_init([] { return 2; });
+                 trail.done("B");
              });
          }},
     });
+    if (!trail.diverged().empty()) return result::fail("the code left SPIN's trail: " + trail.diverged());
     if (cell.stores() == 1) return result::pass("one store");
-    return result::fail("A and B both passed the re-check (store_or_release) with full_ still false and both "
-                        "stored: " + std::to_string(cell.stores()) + " stores, as in SPIN's trail; A returned " +
+    return result::fail("replayed the " + std::to_string(trail.replayed()) + " steps of SPIN's trail in its "
+                        "order: A and B both passed the re-check (store_or_release) with full_ still false and "
+                        "both stored: " + std::to_string(cell.stores()) + " stores; A returned " +
                         std::to_string(got_a) + ", B returned " + std::to_string(got_b) +
                         ", and the cell now holds " + std::to_string(cell.value()));
 }
@@ -275,7 +260,7 @@ result mutual_class_attributes_from_two_threads() {
     const std::string problem = check_partners(gil.token());
     if (!problem.empty()) return result::fail(problem);
     return result::pass("X and Y were inside their stage 2 at the same moment, and X ran B's stage 2 while Y was "
-                        "still inside it: no deadlock; A and B complete; A.PARTNER is a B and B.PARTNER is an A, "
+                        "still inside it: no deadlock (lazy_type's GIL branch); A and B complete; A.PARTNER is a B and B.PARTNER is an A, "
                         "each published once (B.PARTNER was computed " + std::to_string(made_for('B').runs) +
                         " times: X's set published, Y's dropped)");
 }
@@ -289,32 +274,38 @@ const std::vector<harness::scenario>& scenarios() {
     short_deadline.deadline = std::chrono::milliseconds(2000);
     static const std::vector<harness::scenario> list{
         {step, "gil_cell_protocol_without_gil_stores_twice",
-         "gil_once_cell's protocol with no GIL (check full_, run the initializer, re-check, store), replayed with "
-         "two real threads in the interleaving SPIN found: both pass the re-check and both store",
+         "path: the lesson's copy of gil_once_cell's protocol (unlocked_cell.hpp) on two threads that have released "
+         "the GIL, as if there were none (gil_once_cell itself refuses to compile without a GIL); the order is SPIN's "
+         "trail, read from gil_cell_without_gil.steps: both pass the re-check and both store",
          verdict::wrong_result,
-         {"A and B both passed the re-check", "2 stores", "A returned 1, B returned 2"},
+         {"replayed the 10 steps of SPIN's trail in its order", "A and B both passed the re-check", "2 stores",
+          "A returned 1, B returned 2"},
          gil_cell_protocol_without_gil_stores_twice},
         {step, "py_once_lock_step02_race_builds_once",
-         "step 02's deadlock shape on py_once_lock: A's initializer releases the GIL, B takes it and asks; B waits "
-         "detached, so A gets the GIL back and finishes",
+         "path: py_once_lock on this GIL build (detach = PyEval_SaveThread, which releases the GIL): step 02's "
+         "deadlock shape, A's initializer releases the GIL, B takes it and asks; B waits detached, so A gets the GIL "
+         "back and finishes",
          verdict::finished,
          {"built once", "A and B got the same object", "B waited without the GIL"},
          py_once_lock_step02_race_builds_once},
         {step, "py_once_lock_reentry_is_an_error",
-         "an initializer that asks for its own py_once_lock gets a RuntimeError naming the cell, not a hang",
+         "path: py_once_lock on this GIL build: an initializer that asks for its own cell gets a RuntimeError naming "
+         "the cell, not a hang",
          verdict::finished,
          {"RuntimeError: py_once_lock 'step07.reentrant_palette': re-entrant initialization"},
          py_once_lock_reentry_is_an_error, short_deadline},
         {step, "py_once_lock_failure_one_waiter_retries",
-         "a failing initializer leaves py_once_lock empty: its error goes to its own caller, and exactly one "
-         "waiter runs the initializer again",
+         "path: py_once_lock on this GIL build: a failing initializer leaves the cell empty, its error goes to its "
+         "own caller, and exactly one waiter runs the initializer again",
          verdict::finished,
          {"only A got its error (ValueError: A's initializer failed)", "exactly one waiter ran the initializer again",
           "2 runs in all", "B and C both got its value"},
          py_once_lock_failure_one_waiter_retries},
         {step, "mutual_class_attributes_from_two_threads",
-         "two lazy types whose class attributes are instances of each other, asked for by two threads that are "
-         "inside their stage 2 at once: no lock is held across user code, so no deadlock",
+         "path: lazy_type's GIL branch (stage 1 in a gil_once_cell, publication under the GIL); the free-threaded "
+         "branch (py_once_lock, publication claim) does not run here, models/two_stage_type.pml checks it: two lazy "
+         "types whose class attributes are instances of each other, asked for by two threads inside their stage 2 "
+         "at once; no lock but the GIL, released in the factories, is held across user code, so no deadlock",
          verdict::finished,
          {"X and Y were inside their stage 2 at the same moment", "no deadlock", "A and B complete",
           "A.PARTNER is a B and B.PARTNER is an A", "each published once"},

@@ -1,6 +1,7 @@
 """Step 07 from Python: every scenario, played in a watchdog child by the extension, gets
-its predicted verdict and details: the naive protocol stores twice, py_once_lock and the
-two-stage type hold. These run on the GIL build; the free-threaded side is SPIN's."""
+its predicted verdict and details: the naive protocol stores twice in SPIN's order, py_once_lock
+and the two-stage type hold. These run on the GIL build, and each scenario names the path it
+exercises; the free-threaded side is SPIN's."""
 import pytest
 
 import step07
@@ -18,6 +19,7 @@ def test_the_naive_protocol_stores_twice():
     outcome = step07.play("gil_cell_protocol_without_gil_stores_twice")
     assert outcome["verdict"] == "wrong result"
     assert "2 stores" in outcome["detail"] and "A returned 1, B returned 2" in outcome["detail"]
+    assert "replayed the 10 steps of SPIN's trail in its order" in outcome["detail"]
 
 
 def test_reentry_names_the_cell():
@@ -31,3 +33,10 @@ def test_every_scenario_says_what_it_demonstrates():
                                "mutual_class_attributes_from_two_threads"]
     for s in SCENARIOS.values():
         assert s["demonstrates"] and s["step"] == "07-no-gil"
+
+
+def test_every_scenario_names_the_build_path_it_exercises():
+    for s in SCENARIOS.values():
+        assert s["demonstrates"].startswith("path: "), s["name"]
+    mutual = SCENARIOS["mutual_class_attributes_from_two_threads"]["demonstrates"]
+    assert "lazy_type's GIL branch" in mutual and "does not run here" in mutual

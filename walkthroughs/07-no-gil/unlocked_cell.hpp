@@ -1,7 +1,8 @@
 // Step 07's naive form: gil_once_cell's protocol (reference/include/gilonce/gil_once_cell.hpp)
 // with its one lock, the GIL, taken away, as on a free-threaded build. Each step carries the
-// label of models/gil_cell_without_gil.pml it stands for (`// SPIN:`), and `pause` runs after
-// it, so that a scenario can replay SPIN's counterexample with real threads and events.
+// label of models/gil_cell_without_gil.pml it stands for (`// SPIN:`), and `step` runs just
+// before it, so that a scenario can replay SPIN's counterexample, read from its trail, with
+// real threads (trail_replay.hpp).
 #pragma once
 
 #include <functional>
@@ -15,23 +16,28 @@ namespace step07 {
 template <class T>
 class gil_protocol_without_gil {
 public:
-    // Runs after each step, with its label: where a scenario's events order the threads.
-    std::function<void(const char* step)> pause = [](const char*) {};
+    // Runs just before each step, with its name: where a replay orders the threads.
+    std::function<void(const char* name)> step = [](const char*) {};
 
     template <class F>
     T get_or_init(F&& init) {
-        if (full_) return value_;  // SPIN: fast_check
-        pause("fast_check");
+        step("fast_check");
+        if (full_) {  // SPIN: fast_check
+            step("py_returned");
+            return value_;
+        }
+        step("run_init");
         T made = init();  // SPIN: run_init
-        pause("run_init");
+        step("store_or_release");
         if (!full_) {  // SPIN: store_or_release
-            pause("store_or_release");
+            step("store:value");
             value_ = std::move(made);  // SPIN: store
             ++stores_;
-            pause("store");
+            step("store:full_");
             full_ = true;  // SPIN: store
         }  // else: another initializer won; `made` is dropped
-        return value_;
+        step("py_returned");
+        return value_;  // SPIN: py_returned
     }
 
     int stores() const noexcept { return stores_; }
