@@ -36,7 +36,7 @@ WHAT = {
     "plain_global": "a plain global pointer: no laziness at all",
     "function_local_static": "a function-local `static` (the compiler's guard variable)",
     "std_call_once": "`std::call_once` (libstdc++: a TLS callable, then `pthread_once`)",
-    "pybind11_call_once_and_store": "pybind11 3.1 `gil_safe_call_once_and_store` (on Python 3.12+: its per-interpreter path)",
+    "pybind11_call_once_and_store": "pybind11 3.1 `gil_safe_call_once_and_store` (on Python 3.11: without the per-interpreter path it compiles in on 3.12+)",
     "gil_once_cell_get": "`gilonce::gil_once_cell::get`",
     "gil_once_cell_get_or_init": "`gilonce::gil_once_cell::get_or_init`",
     "gil_once_cell_get_or_try_init": "`gilonce::gil_once_cell::get_or_try_init`",

@@ -102,13 +102,14 @@ def write_diagrams(report, work):
         (folder / f"{scenario['name']}.mmd").write_text(source)
         diagram.save(str(folder / f"{scenario['name']}.svg"))
         fit_note_text(folder / f"{scenario['name']}.svg")
-        # The verdict is said once, in the diagram's closing note; here only whether it was
-        # the predicted one.
+        # The verdict is written out as text too (the diagram's closing note says it again),
+        # so a reader who cannot see the picture still reads what was observed.
         verdict = "as predicted" if scenario["as_predicted"] else "**NOT as predicted**"
+        observed = re.sub(r"([\\`*_\[\]<>|])", r"\\\1", scenario["summary"].replace("\n", " "))
         pages.setdefault(scenario["step"], []).append(
             f"### `{scenario['name']}`\n\n"
-            f"*Shows:* {scenario['demonstrates']}. *Observed:* {verdict} (the closing note).\n\n"
-            f"![Sequence diagram of {scenario['name']}, from a real run]"
+            f"*Shows:* {scenario['demonstrates']}.\n\n*Observed* ({verdict}): {observed}\n\n"
+            f"![Sequence diagram of {scenario['name']}, from a real run: {re.sub(r'[][]', '', scenario['summary'])}]"
             f"(../_generated/diagrams/{scenario['step']}/{scenario['name']}.svg)\n")
     generated = work / "generated"
     shutil.rmtree(generated, ignore_errors=True)

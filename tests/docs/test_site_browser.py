@@ -269,9 +269,13 @@ def test_the_site_opened_from_disk_navigates_and_says_search_needs_a_server(brow
     WebDriverWait(browser, 10).until(EC.url_contains("02-lock-that-deadlocks.html"))
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Step 02")
     assert styled(browser)
+    pages = step_pages()
+    after = pages[pages.index(url_of("walkthroughs/02-lock-that-deadlocks")) + 1]
     nxt = browser.find_element(By.CSS_SELECTOR, "a.md-footer__link--next")
     browser.execute_script("arguments[0].click()", nxt)
-    WebDriverWait(browser, 10).until(EC.url_contains("02-lock-that-deadlocks-scenarios.html"))
+    WebDriverWait(browser, 10).until(EC.url_contains(after))
+    assert styled(browser)
+    browser.get((SITE / url_of("walkthroughs/02-lock-that-deadlocks-scenarios")).resolve().as_uri())
     assert browser.find_elements(By.CSS_SELECTOR, 'img[src*="_generated/diagrams"]')
     box = browser.find_element(By.CSS_SELECTOR, "input.md-search__input")
     assert "python3 -m http.server" in box.get_attribute("placeholder")
@@ -296,3 +300,36 @@ def test_the_404_page_built_for_a_sub_path_is_styled_and_links_home(browser, tmp
         assert browser.find_element(By.TAG_NAME, "h1").text.startswith("gilonce")
     finally:
         server.shutdown()
+
+
+def test_every_local_link_of_the_site_lands_on_a_file():
+    # Every href and src of every page (the API reference's included) that is not a web
+    # address must name a file of the built site, so no link opens a directory listing or a
+    # missing page, from disk or from a server. The 404 page's links are absolute (above).
+    from html.parser import HTMLParser
+    from urllib.parse import unquote, urlsplit
+
+    class Links(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.found = []
+
+        def handle_starttag(self, tag, attrs):
+            for name, value in attrs:
+                if name in ("href", "src") and value:
+                    self.found.append(value)
+
+    broken = []
+    pages = [p for p in SITE.rglob("*.html") if p.name != "404.html"]
+    assert len(pages) >= 20
+    for path in pages:
+        parser = Links()
+        parser.feed(path.read_text(errors="replace"))
+        for link in parser.found:
+            parts = urlsplit(link)
+            if parts.scheme or parts.netloc or not parts.path:
+                continue  # a web address, or an anchor on the same page
+            target = (path.parent / unquote(parts.path)).resolve()
+            if not target.is_file():
+                broken.append(f"{path.relative_to(SITE)}: {link}")
+    assert broken == [], "\n".join(broken[:40])

@@ -451,6 +451,7 @@ const std::vector<harness::scenario>& scenarios() {
           "both had found the cell empty (2 runs)",
           "Y (interpreter 2) was handed the object made by interpreter 1, generation 1"},
          own_gil_interpreters_share_one_static_cell, {}, own_gil},
+        one_gil_control(),  // the same threads under one GIL: played on every build
         {step, "single_phase_module_refused_by_own_gil_interpreter",
          "an isolated sub-interpreter (its own GIL and allocator) refuses the single-phase module and "
          "imports the multi-phase colors",

@@ -170,9 +170,9 @@ def test_mermaid_rejects_unknown_scenarios_and_foreign_files(tmp_path, capsys):
 def test_scenarios_this_build_cannot_play_are_listed_with_their_reason():
     result = run("run", "6", "--quiet", check=0)
     if sys.version_info >= (3, 12):
-        assert "9 scenarios played, 9 as predicted, 0 not as predicted" in result.stdout
+        assert "10 scenarios played, 10 as predicted, 0 not as predicted" in result.stdout
     else:
         assert "== not played: 06-many-interpreters / own_gil_interpreters_share_one_static_cell" in result.stdout
-        assert "5 scenarios played, 5 as predicted, 0 not as predicted; 4 not played on this build" in result.stdout
+        assert "6 scenarios played, 6 as predicted, 0 not as predicted; 4 not played on this build" in result.stdout
         named = run("run", "6", "--scenario", "own_gil_interpreters_share_one_static_cell", check=2)
         assert "cannot be played by this build: not possible on this interpreter" in named.stderr
