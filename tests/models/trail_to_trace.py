@@ -41,17 +41,18 @@ def labels_by_line(model_text):
 def event(step, thread, label, statement, stores):
     """The trace event for one step of the trail, or None for a step not worth drawing."""
     ev = {"t_ms": float(step), "thread": thread, "resource": "", "kind": "note"}
+    on_cell = {**ev, "resource": CELL}  # a note on a step that reads or writes the cell: its lifeline
     if label == "fast_check" and statement == "else":
-        return {**ev, "text": "fast_check: full_ is false, so the slow path"}
+        return {**on_cell, "text": "fast_check: full_ is false, so the slow path"}
     if label == "run_init":
         return {**ev, "text": "run_init: the initializer runs, nothing held"}
     if label == "store_or_release" and statement == "(!(full_))":
         return {**ev, "kind": "passes", "resource": CELL,
                 "text": "store_or_release: sees full_ false at the re-check"}
     if label == "store" and statement.startswith("value ="):
-        return {**ev, "text": f"store: writes the value (store {stores})"}
+        return {**on_cell, "text": f"store: writes the value (store {stores})"}
     if label == "store" and statement.startswith("full_ ="):
-        return {**ev, "text": "store: full_ = true"}
+        return {**on_cell, "text": "store: full_ = true"}
     if label == "store" and statement.startswith("assert") and stores > 1:
         return {**ev, "text": f"assert(stores == 1) fails: {stores} stores"}
     return None

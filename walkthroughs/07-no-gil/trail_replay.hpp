@@ -58,7 +58,12 @@ public:
             diverged_ = thread + " reached " + name + " where the trail has " + expected.name + " (trail step " +
                         std::to_string(expected.number) + ")";
         } else {
-            harness::note("trail step " + std::to_string(expected.number) + ": " + name);
+            // A step that reads or writes the cell is drawn on the cell's own lifeline.
+            const std::string what = "trail step " + std::to_string(expected.number) + ": " + name;
+            if (name == "run_init" || name == "py_returned")
+                harness::note(what);
+            else
+                harness::note_on("the cell (no GIL)", what);
             ++next_;
             ++replayed_;
             running_ = thread;
