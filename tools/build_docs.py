@@ -153,18 +153,19 @@ def build_api(work):
 def api_entities(work):
     """The API reference's entities, one line each (name, first line of its contract, link),
     as Markdown that the reference page includes: the course's search indexes only the
-    mkdocs pages, and this makes every class and member findable from it. Names and briefs
-    come from Doxygen's XML, anchors from Sphinx's inventory, so every link lands on the
-    entity's own entry."""
+    mkdocs pages, and this makes every class and member with an entry in the API reference
+    (Sphinx's inventory) findable from it, each linked to that entry, with the first line of
+    its contract from Doxygen's XML."""
     import xml.etree.ElementTree as ET
     import zlib
 
     inventory = (API_HTML / "objects.inv").read_bytes().split(b"\n", 4)[4]
     anchors = {}
     for line in zlib.decompress(inventory).decode().splitlines():
-        name, role, _, uri, _ = line.split(" ", 4)
-        if role in ("cpp:class", "cpp:function", "cpp:member"):
-            anchors.setdefault(name, uri)
+        # "name domain:role priority uri display-name": a name may hold spaces (operator bool)
+        m = re.match(r"(.+?)\s+(\S+:\S+)\s+(-?\d+)\s+(\S+)\s+(.*)$", line)
+        if m and m.group(2) in ("cpp:class", "cpp:function", "cpp:member"):
+            anchors.setdefault(m.group(1), m.group(4))
 
     def text(node):
         return " ".join("".join(node.itertext()).split()) if node is not None else ""
@@ -181,17 +182,24 @@ def api_entities(work):
         for member in compound.iter("memberdef"):
             if member.get("prot") != "public" or member.get("kind") not in ("function", "variable"):
                 continue
-            rows.append((f"{scope}::{member.findtext('name')}", text(member.find("briefdescription"))))
+            brief = text(member.find("briefdescription"))
+            if not brief:  # no brief line: the first sentence of the detailed description
+                brief = re.split(r"(?<=[.:])\s", text(member.find("detaileddescription")), maxsplit=1)[0]
+            rows.append((f"{scope}::{member.findtext('name')}", brief))
     lines, seen = [], set()
     # An overload's "Deleted: ..." line comes after the usable overload's.
-    for name, brief in sorted(rows, key=lambda row: (row[0], row[1].startswith("Deleted"), row[1])):
-        if name in seen or name not in anchors or not brief:
-            continue
-        seen.add(name)
-        brief = brief.replace("|", "\\|")
+    # Every class and member that has an entry in the API reference (its inventory), each
+    # with its contract's first line from the XML (of overloads, the first that has one and
+    # is not "Deleted: ...").
+    briefs = {}
+    for name, brief in sorted(rows, key=lambda row: (row[0], not row[1], row[1].startswith("Deleted"), row[1])):
+        briefs.setdefault(name, brief)
+    lines = []
+    for name in sorted(anchors):
+        brief = (briefs.get(name) or "(see its entry)").replace("|", "\\|")
         lines.append(f"| [`{name}`](api/{anchors[name]}) | {brief} |")
     if len(lines) < 20:
-        sys.exit(f"build_docs.py: only {len(lines)} API entities found with a contract line")
+        sys.exit(f"build_docs.py: only {len(lines)} API entities found")
     (work / "generated" / "api-entities.md").write_text(
         "| entity | its contract's first line |\n| --- | --- |\n" + "\n".join(lines) + "\n")
     return len(lines)

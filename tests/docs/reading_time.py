@@ -20,8 +20,9 @@ COMMENT = re.compile(r"<!--.*?-->", re.S)
 
 
 def expand(root, text):
-    """The Markdown with snippet includes replaced by what they include (missing generated
-    files count as empty: the page is measured without them)."""
+    """The Markdown with snippet includes replaced by what they include. A missing generated
+    file (under build/, made by the docs build) counts as empty: the page is measured without
+    it. Any other missing include is an error naming it."""
     out = []
     for line in text.splitlines():
         m = INCLUDE.match(line)
@@ -38,6 +39,8 @@ def expand(root, text):
         if path.is_file():
             body = path.read_text().splitlines()
             out.extend(body[(start or 1) - 1:end])
+        elif not target.startswith("build/"):
+            sys.exit(f"reading_time.py: the page includes {target}, which does not exist")
     return "\n".join(out)
 
 
@@ -64,15 +67,20 @@ def main():
     root = pathlib.Path(args.root).resolve()
     over = []
     print(f"{'step':34} {'README':>21} {'site page':>21}")
-    for readme in sorted((root / "walkthroughs").glob("*/README.md")):
+    readmes = sorted((root / "walkthroughs").glob("*/README.md"))
+    if not readmes:
+        sys.exit(f"reading_time.py: no walkthrough step under {root / 'walkthroughs'}")
+    for readme in readmes:
         step = readme.parent.name
         plain = minutes(readme.read_text())
         page = root / "docs" / "walkthroughs" / f"{step}.md"
-        site = minutes(expand(root, page.read_text())) if page.is_file() else None
-        shown = f"{site[0]:5d} w {site[1]:3d} c {site[2]:4.1f} min" if site else "no page"
+        if not page.is_file():
+            sys.exit(f"reading_time.py: step {step} has no site page (docs/walkthroughs/{step}.md)")
+        site = minutes(expand(root, page.read_text()))
+        shown = f"{site[0]:5d} w {site[1]:3d} c {site[2]:4.1f} min"
         print(f"{step:34} {plain[0]:5d} w {plain[1]:3d} c {plain[2]:4.1f} min {shown}")
         for name, measured in (("README", plain), ("site page", site)):
-            if measured and measured[2] > args.limit:
+            if measured[2] > args.limit:
                 over.append(f"{step} {name}: {measured[2]:.1f} minutes (limit {args.limit:g})")
     if over:
         sys.exit("reading_time.py: pages over the limit:\n  " + "\n  ".join(over))

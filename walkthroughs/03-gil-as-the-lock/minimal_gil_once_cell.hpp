@@ -7,6 +7,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#if defined(Py_GIL_DISABLED)
+#error "step03::minimal_gil_once_cell uses the GIL as its only lock, and this free-threaded \
+(Py_GIL_DISABLED) build has none: two threads could both fill the cell (step 07 shows it)."
+#endif
+
 namespace step03 {
 
 // --8<-- [start:minimal_gil_once_cell]

@@ -20,10 +20,15 @@ namespace step07 {
 /// The first caller runs `init`; the others wait, detached, and get the same value.
 /// Requires: the GIL is held (the token). Returns: the value, for the cell's lifetime.
 /// Throws: what `init` throws; the cell is then empty again and one waiter runs its own.
-/// Does NOT handle: re-entry (an `init` asking for its own cell waits for itself forever);
-/// fork() while `init` runs; a `static` cell destroyed at exit while a thread waits on it;
-/// Py_Finalize ending the thread that runs `init`; a thread ended inside `init`
-/// (pthread_exit); greenlets. Destroy it with the GIL held.
+/// Does NOT handle: re-entry (an `init` asking for its own cell waits for itself forever),
+/// nor two cells whose initializers ask for each other from two threads (both wait, detached,
+/// forever: a lock-order cycle the GIL cannot break); fork() while `init` runs; a `static`
+/// cell destroyed at exit while a thread waits on it; Py_Finalize ending the thread that
+/// runs `init`; a thread ended inside `init` (pthread_exit); greenlets; more than one
+/// interpreter. A waiter cannot be interrupted (KeyboardInterrupt waits for `init`).
+/// A caller may NOT assume the GIL is kept: every slow-path call releases it, the first
+/// caller's included, so borrowed references may not survive the call. Destroy it with the
+/// GIL held.
 template <class T>
 class minimal_once_cell {
 public:

@@ -2,10 +2,12 @@
 // naive protocol must be seen storing twice; py_once_lock and lazy_type must hold.
 #include <catch2/catch.hpp>
 
+#include <stdexcept>
 #include <string>
 
 #include "harness/scenario.hpp"
 #include "scenarios.hpp"
+#include "trail_replay.hpp"
 
 using harness::verdict;
 
@@ -45,4 +47,28 @@ TEST_CASE("step 07: a failing py_once_lock initializer leaves it empty and one w
 
 TEST_CASE("step 07: mutual class attributes A/B from two threads at once do not deadlock") {
     check("mutual_class_attributes_from_two_threads", verdict::finished);
+}
+
+// The replay's steps file is data: a malformed one is refused, naming its line, before any
+// thread is ordered by it (a wrong thread name would otherwise leave both threads waiting).
+TEST_CASE("step 07: a malformed trail is refused when read, naming the line") {
+    using step07::parse_trail;
+    const auto refuses = [](const std::string& text, const std::string& why) {
+        try {
+            parse_trail(text);
+        } catch (const std::invalid_argument& e) {
+            const std::string message = e.what();
+            INFO(message);
+            CHECK(message.find(why) != std::string::npos);
+            return;
+        }
+        FAIL("accepted: " << text);
+    };
+    refuses("3 a fast_check\n", "a thread other than A or B: 3 a fast_check");
+    refuses("3 A run_jnit\n", "a step unlocked_cell.hpp does not have: 3 A run_jnit");
+    refuses("3 A fast_check extra\n", "not \"number thread step\": 3 A fast_check extra");
+    refuses("3 A\n", "not \"number thread step\": 3 A");
+    refuses("4 A fast_check\n3 B fast_check\n", "does not follow the one before it: 3 B fast_check");
+    refuses("# only a comment\n", "the trail has no step");
+    CHECK(parse_trail("3 A fast_check\n# note\n4 A run_init\n").size() == 2);
 }

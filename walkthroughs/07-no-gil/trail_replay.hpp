@@ -2,7 +2,8 @@
 // (gil_cell_without_gil.steps, written from SPIN's trail by trail_steps.py) lists "number
 // thread step" lines; each thread calls `step(name)` just before each step of its code, and
 // waits there until that step is the trail's next one. A thread whose steps differ from its
-// steps in the trail ends the replay with a message naming both, instead of being forced.
+// steps in the trail ends the replay with a message naming both, instead of being forced; a
+// malformed file is refused when it is read, naming the line.
 #pragma once
 
 #include <chrono>
@@ -24,16 +25,32 @@ struct trail_step {
 };
 
 /// The steps of a .steps text: one "number thread name" per line; '#' lines are comments.
+/// Throws std::invalid_argument naming the line for anything else: a missing or extra
+/// field, a thread other than A or B, a step unlocked_cell.hpp does not have, numbers that
+/// do not increase, or no step at all. (That the file is SPIN's whole trail, in order, is
+/// checked against a fresh SPIN run by trail_steps.py --check, a `models` test.)
 inline std::vector<trail_step> parse_trail(const std::string& text) {
+    static const char* const known[] = {"fast_check", "run_init", "store_or_release",
+                                        "store:value", "store:full_", "py_returned"};
     std::vector<trail_step> steps;
     std::istringstream lines(text);
     for (std::string line; std::getline(lines, line);) {
         if (line.empty() || line[0] == '#') continue;
         std::istringstream fields(line);
         trail_step s{};
-        if (!(fields >> s.number >> s.thread >> s.name)) throw std::invalid_argument("bad trail line: " + line);
+        std::string extra;
+        if (!(fields >> s.number >> s.thread >> s.name) || (fields >> extra))
+            throw std::invalid_argument("trail line is not \"number thread step\": " + line);
+        if (s.thread != "A" && s.thread != "B")
+            throw std::invalid_argument("trail line names a thread other than A or B: " + line);
+        bool is_known = false;
+        for (const char* k : known) is_known = is_known || s.name == k;
+        if (!is_known) throw std::invalid_argument("trail line names a step unlocked_cell.hpp does not have: " + line);
+        if (!steps.empty() && s.number <= steps.back().number)
+            throw std::invalid_argument("trail line does not follow the one before it: " + line);
         steps.push_back(s);
     }
+    if (steps.empty()) throw std::invalid_argument("the trail has no step");
     return steps;
 }
 
@@ -48,10 +65,15 @@ public:
     void step(const std::string& thread, const std::string& name) {
         std::unique_lock<std::mutex> lock(mutex_);
         end_step(thread);
-        const bool turn = changed_.wait_for(lock, std::chrono::seconds(30), [&] {
+        // Bounded well inside the watchdog's deadline, so that a stuck replay is reported
+        // by its own message rather than as a deadlock of the scenario.
+        const bool turn = changed_.wait_for(lock, std::chrono::seconds(3), [&] {
             return !diverged_.empty() || next_ == steps_.size() || (running_.empty() && steps_[next_].thread == thread);
         });
-        if (!turn) throw std::runtime_error("trail replay: " + thread + " waited 30 s before " + name);
+        if (!turn)
+            throw std::runtime_error("trail replay: " + thread + " waited 3 s before " + name + " for trail step " +
+                                     std::to_string(steps_[next_].number) + " (" + steps_[next_].thread + " " +
+                                     steps_[next_].name + ")");
         if (!diverged_.empty() || next_ == steps_.size()) return;
         const trail_step& expected = steps_[next_];
         if (expected.name != name) {
