@@ -238,6 +238,13 @@ std::string check_partners(gilonce::gil_token gil) {
     return {};
 }
 
+// Which of lazy_type's two protocols this copy of the lesson runs: the GIL branch (stage 1
+// in a gil_once_cell, publication under the GIL), or, in step07_ft_protocol_tests, built
+// with GILONCE_FREE_THREADED_PROTOCOL=1, the free-threaded one (stage 1 in a py_once_lock,
+// publication under a claim whose waiters wait detached) on this GIL build.
+constexpr bool free_threaded_protocol = GILONCE_DETAIL_NO_GIL_PROTOCOL != 0;
+const char* const protocol_ran = free_threaded_protocol ? "lazy_type's free-threaded protocol" : "lazy_type's GIL branch";
+
 // --8<-- [start:mutual]
 // Two threads ask for A and B at once, each inside its stage 2 when the other enters its own.
 result mutual_class_attributes_from_two_threads() {
@@ -259,8 +266,9 @@ result mutual_class_attributes_from_two_threads() {
         return result::fail("a thread got a type other than the published one");
     const std::string problem = check_partners(gil.token());
     if (!problem.empty()) return result::fail(problem);
-    return result::pass("X and Y were inside their stage 2 at the same moment, and X ran B's stage 2 while Y was "
-                        "still inside it: no deadlock (lazy_type's GIL branch); A and B complete; A.PARTNER is a B and B.PARTNER is an A, "
+    return result::pass(std::string("X and Y were inside their stage 2 at the same moment, and X ran B's stage 2 "
+                                    "while Y was still inside it: no deadlock (") +
+                        protocol_ran + "); A and B complete; A.PARTNER is a B and B.PARTNER is an A, "
                         "each published once (B.PARTNER was computed " + std::to_string(made_for('B').runs) +
                         " times: X's set published, Y's dropped)");
 }
@@ -302,12 +310,17 @@ const std::vector<harness::scenario>& scenarios() {
           "2 runs in all", "B and C both got its value"},
          py_once_lock_failure_one_waiter_retries},
         {step, "mutual_class_attributes_from_two_threads",
-         "path: lazy_type's GIL branch (stage 1 in a gil_once_cell, publication under the GIL); the free-threaded "
-         "branch (py_once_lock, publication claim) does not run here, models/two_stage_type.pml checks it: two lazy "
-         "types whose class attributes are instances of each other, asked for by two threads inside their stage 2 "
-         "at once; no lock but the GIL, released in the factories, is held across user code, so no deadlock",
+         std::string(free_threaded_protocol
+                         ? "path: lazy_type's free-threaded protocol (stage 1 in a py_once_lock, publication under a "
+                           "claim whose waiters wait detached), built into this GIL build with "
+                           "GILONCE_FREE_THREADED_PROTOCOL=1 (step07_ft_protocol_tests)"
+                         : "path: lazy_type's GIL branch (stage 1 in a gil_once_cell, publication under the GIL); the "
+                           "free-threaded protocol runs in step07_ft_protocol_tests, on this GIL build") +
+             ": two lazy types whose class attributes are instances of each other, asked for by two threads inside "
+             "their stage 2 at once; no lock is held across user code, so no deadlock",
          verdict::finished,
-         {"X and Y were inside their stage 2 at the same moment", "no deadlock", "A and B complete",
+         {"X and Y were inside their stage 2 at the same moment", std::string("no deadlock (") + protocol_ran + ")",
+          "A and B complete",
           "A.PARTNER is a B and B.PARTNER is an A", "each published once"},
          mutual_class_attributes_from_two_threads},
     };

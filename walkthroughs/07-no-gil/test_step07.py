@@ -39,4 +39,4 @@ def test_every_scenario_names_the_build_path_it_exercises():
     for s in SCENARIOS.values():
         assert s["demonstrates"].startswith("path: "), s["name"]
     mutual = SCENARIOS["mutual_class_attributes_from_two_threads"]["demonstrates"]
-    assert "lazy_type's GIL branch" in mutual and "does not run here" in mutual
+    assert "lazy_type's GIL branch" in mutual and "free-threaded protocol runs in step07_ft_protocol_tests" in mutual

@@ -1,6 +1,7 @@
 // gilonce/detail/two_stage_sync.hpp: what orders `lazy_type`'s two stages between threads:
-// the GIL on a GIL build; on a free-threaded build (Py_GIL_DISABLED), a `py_once_lock` for
-// stage 1, acquire/release for the completion mark, and a claim for publication.
+// the GIL on a GIL build; on a free-threaded build (Py_GIL_DISABLED), or a GIL build with
+// GILONCE_FREE_THREADED_PROTOCOL=1 (build.hpp), a `py_once_lock` for stage 1, acquire/release
+// for the completion mark, and a claim for publication.
 //
 // Invariant of publication: at most one thread at a time runs from "not complete yet?" to
 // the completion mark, and no Python code runs in between. With a GIL, the GIL is that
@@ -18,7 +19,13 @@
 
 #include "type_building.hpp"
 
-#if defined(Py_GIL_DISABLED)
+#if defined(Py_GIL_DISABLED) || (defined(GILONCE_FREE_THREADED_PROTOCOL) && GILONCE_FREE_THREADED_PROTOCOL)
+#define GILONCE_DETAIL_NO_GIL_PROTOCOL 1
+#else
+#define GILONCE_DETAIL_NO_GIL_PROTOCOL 0
+#endif
+
+#if GILONCE_DETAIL_NO_GIL_PROTOCOL
 #include "../py_once_lock.hpp"
 #else
 #include "../gil_once_cell.hpp"
@@ -26,7 +33,7 @@
 
 namespace gilonce::detail {
 
-#if defined(Py_GIL_DISABLED)
+#if GILONCE_DETAIL_NO_GIL_PROTOCOL
 
 template <class T>
 using stage_one_cell = py_once_lock<T>;  // exactly once: no GIL to let a loser build its own
@@ -90,11 +97,15 @@ private:
 /// meanwhile (reading `__annotations__` stores a key). Nothing inside blocks, so the section
 /// is not suspended.
 inline int dict_unchanged(PyObject* now, PyObject* before) {
+#if defined(Py_BEGIN_CRITICAL_SECTION)  // 3.13+; before, only a GIL build gets here
     int same = 0;
     Py_BEGIN_CRITICAL_SECTION(now);
     same = dict_matches(now, before);
     Py_END_CRITICAL_SECTION();
     return same;
+#else
+    return dict_matches(now, before);
+#endif
 }
 
 #else  // a GIL build
