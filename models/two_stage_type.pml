@@ -4,8 +4,26 @@
    attributes with no lock held, then publishes them all under a per-type publication
    claim (a py_once_lock: one publisher at a time, the others wait detached). Types A and B have instances of each other as class attributes; S subclasses B.
    Two threads ask for A and B, or for B and S, at once while a collector reads the dicts.
-   Each labelled step stands for one line of lazy_type.hpp, marked `// SPIN: <label>`;
-   py_ labels stand for Python's side. How to run it: models/README.md. */
+   Each labelled step stands for one line of lazy_type.hpp, linked to it in
+   two_stage_type.links; py_ labels stand for Python's side. Mutants: mutants.toml.
+   How to run it: models/README.md.
+
+   What the model takes from CPython (each with where CPython does it):
+   - The collector takes no lock of ours, and reads every object, type dicts included:
+     Modules/gcmodule.c (gc.get_referents, gc.get_objects), and on a free-threaded build it
+     runs with the world stopped (Python/gc_free_threading.c gc_collect_internal calls
+     _PyEval_StopTheWorld). A stop-the-world parks each thread where it detaches or checks
+     its eval breaker (Python/pystate.c stop_the_world, park_detached_threads), never in the
+     middle of a dict insert, so the collector reads the dict between two inserts: one
+     d_step here, and each insert its own step.
+   - The publication claim's waiters wait detached (a py_once_lock: py_once_lock.pml), so
+     they never hold up a stop-the-world; a critical section would not do as the claim,
+     since detaching suspends it (Python/pystate.c detach_thread calls
+     _PyCriticalSection_SuspendAll, Python/critical_section.c), and a factory may detach.
+   - A factory may run any Python code and may detach (a GIL switch, I/O): it holds nothing
+     of ours (compute_attribute runs with no claim held), so detaching is not modelled.
+   - The collector may stop reading at any time (the program goes on without it): so a
+     state where every thread is blocked is an end state the safety pass reports. */
 
 #define A 0
 #define B 1
@@ -115,6 +133,7 @@ end_gc:
        };
        t = 0
      }
+  :: break      /* it may stop: then a deadlock of the threads is an invalid end state */
   od
 }
 
@@ -136,7 +155,9 @@ init {
   }
   finished == 2;
   for (k : 0 .. NTYPES - 1) {   /* each stage ran once, each set was published once */
-    assert(stage1_runs[k] == publications[k] && publications[k] == (k != S || defined_subclass))
+    assert(stage1_runs[k] == publications[k] && publications[k] == (k != S || defined_subclass));
+    assert(computing[k] == 0)   /* every computation's record has ended: a record left behind would
+                                   give this thread's next get the incomplete type */
   }
 }
 

@@ -45,6 +45,14 @@ def parse(output):
     return found
 
 
+def passes(model_text, depth, expect_violation=False):
+    """The pan passes for a model: (name, gcc flags, pan flags), safety first."""
+    found = [("safety", ["-DSAFETY", "-DNOCLAIM"], [f"-m{depth}"])]
+    if re.search(r"^\s*ltl\s+\w+", model_text, re.M) and not expect_violation:
+        found.append(("liveness", ["-DNFAIR=4"], ["-a", "-f", f"-m{depth}"]))  # -f for up to 24 processes
+    return found
+
+
 def run(cmd, cwd):
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     return done.returncode, done.stdout + done.stderr
@@ -59,11 +67,8 @@ def check(model, defines, work, depth, memlim, expect_violation):
         print(out)
         print(f"FAIL: spin -a {model.name}")
         return False
-    passes = [("safety", ["-DSAFETY", "-DNOCLAIM"], [f"-m{depth}"])]
-    if re.search(r"^\s*ltl\s+\w+", model.read_text(), re.M) and not expect_violation:
-        passes.append(("liveness", ["-DNFAIR=4"], ["-a", "-f", f"-m{depth}"]))  # -f for up to 24 processes
     ok = True
-    for name, cflags, runflags in passes:
+    for name, cflags, runflags in passes(model.read_text(), depth, expect_violation):
         binary = f"pan_{name}"
         code, out = run(["gcc", "-O2", f"-DMEMLIM={memlim}", *cflags, "-o", binary, "pan.c"], work)
         if code != 0:
