@@ -14,8 +14,10 @@
 // GILONCE_FREE_THREADED_PROTOCOL=1 makes `lazy_type` order its stages as on a free-threaded
 // build (a py_once_lock for stage 1, a claim for publication: detail/two_stage_sync.hpp) on a
 // GIL build too, so that the protocol can run with real threads where no free-threaded
-// interpreter exists; gilonce's own tests do. Sound either way; free-threaded builds always
-// use it. Define it alike in every translation unit that uses `lazy_type`.
+// interpreter exists; gilonce's own tests do. Sound either way, but `get` may then block, as
+// on a free-threaded build (waiting detached for another thread's stage 1 or publication).
+// Free-threaded builds always use it. Define it alike in every translation unit that uses
+// `lazy_type`.
 
 #if defined(__GNUC__) || defined(__clang__)
 #define GILONCE_COLD __attribute__((noinline, cold))  // slow paths: out of the inlined fast path
